@@ -1,0 +1,119 @@
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import tinyfit as tf
+import tinyfit.functional as F
+from tinyfit import Tensor, backend, no_grad
+
+
+def test_deep_chain_backprops_without_recursion_error():
+    x = Tensor(np.array(1.0), requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.backward()
+    assert np.isclose(x.grad, 1.0001 ** 10_000)
+
+
+def test_gradients_accumulate_over_backward_calls_and_within_a_graph():
+    x = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    (x * x).sum().backward()            # d/dx x^2 = 2x
+    (x + x).sum().backward()            # x used twice: 1 + 1
+    np.testing.assert_allclose(x.grad, 2 * np.array([2.0, 3.0]) + 2)
+
+
+def test_diamond_graph_is_visited_in_generation_order():
+    x = Tensor(np.array(3.0), requires_grad=True)
+    a = x * 2
+    b = a * a          # depends on a twice
+    c = a + b
+    c.backward()
+    # c = 2x + 4x^2 -> 2 + 8x
+    assert np.isclose(x.grad, 2 + 8 * 3.0)
+
+
+def test_graph_is_freed_after_backward_unless_retained():
+    x = Tensor(np.ones(3), requires_grad=True)
+    y = (x * 2).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, 4 * np.ones(3))
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_saved_arrays_are_released_after_backward():
+    x = Tensor(np.ones((100, 100)), requires_grad=True)
+    y = F.relu(x)
+    saved = weakref.ref(y.creator.mask)
+    y.sum().backward()
+    gc.collect()
+    assert saved() is None
+
+
+def test_no_grad_records_nothing():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with no_grad():
+        y = x * 2
+    assert y.creator is None and not y.requires_grad
+    assert tf.is_grad_enabled()
+
+
+def test_broadcasting_gradients_sum_back_to_shape():
+    a = Tensor(np.ones((4, 3)), requires_grad=True)
+    b = Tensor(np.ones((3,)), requires_grad=True)
+    c = Tensor(np.ones((4, 1)), requires_grad=True)
+    (a * b + c).sum().backward()
+    np.testing.assert_allclose(b.grad, [4, 4, 4])
+    np.testing.assert_allclose(c.grad, [[3]] * 4)
+    assert a.grad.shape == (4, 3)
+
+
+def test_backward_of_non_scalar_needs_a_gradient():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match="scalar"):
+        (x * 2).backward()
+    (x * 2).backward(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(x.grad, [2, 4, 6])
+
+
+def test_scalars_keep_float32():
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = (x * 0.5 + 1) / 3.0 - 2
+    assert y.dtype == np.float32
+
+
+def test_retain_grad_keeps_intermediate_grad():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = (x * 3).retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * 3 * np.array([1.0, 2.0]))
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
+    if backend.cupy_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(backend.DeviceError, match="cuda.*not available"):
+        Tensor(np.ones(2)).to("cuda")
+    with pytest.raises(backend.DeviceError, match="'cpu' or 'cuda'"):
+        backend.check_device("gpu0")
+
+
+def test_mixed_devices_name_arguments_and_fix(device):
+    if device == "cpu":
+        pytest.skip("needs a GPU")
+    a = Tensor(np.ones(3))
+    b = a.to("cuda")
+    with pytest.raises(backend.DeviceError, match=r"on cpu.*on cuda.*\.to\("):
+        a + b
+
+
+def test_env_var_chooses_default_device(monkeypatch):
+    monkeypatch.setenv("TINYFIT_DEVICE", "cpu")
+    assert backend.default_device() == "cpu"
+    monkeypatch.setenv("TINYFIT_DEVICE", "tpu")
+    with pytest.raises(backend.DeviceError, match="tpu"):
+        backend.default_device()

@@ -1,0 +1,77 @@
+"""conv2d, im2col / col2im: gradient checks, a nested-loop reference, the adjoint identity."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinyfit.functional as F
+from tinyfit import gradcheck
+from helpers import T, arr, np_
+
+seeds = st.integers(0, 2 ** 32 - 1)
+
+
+def conv_reference(x, W, b, stride, pad):
+    """Direct convolution with explicit loops: x (N,H,W,C), W (kh,kw,C,O)."""
+    N, H, Wd, C = x.shape
+    kh, kw, _, O = W.shape
+    xp = np.zeros((N, H + 2 * pad, Wd + 2 * pad, C))
+    xp[:, pad:pad + H, pad:pad + Wd] = x
+    OH, OW = (H + 2 * pad - kh) // stride + 1, (Wd + 2 * pad - kw) // stride + 1
+    y = np.zeros((N, OH, OW, O))
+    for n in range(N):
+        for oh in range(OH):
+            for ow in range(OW):
+                for o in range(O):
+                    s = b[o]
+                    for i in range(kh):
+                        for j in range(kw):
+                            for c in range(C):
+                                s += xp[n, oh * stride + i, ow * stride + j, c] * W[i, j, c, o]
+                    y[n, oh, ow, o] = s
+    return y
+
+
+@st.composite
+def conv_cases(draw):
+    k = draw(st.integers(1, 4))
+    pad = draw(st.integers(0, 2))
+    stride = draw(st.integers(1, 3))
+    H = draw(st.integers(max(1, k - 2 * pad), 8))
+    Wd = draw(st.integers(max(1, k - 2 * pad), 8))
+    return dict(N=draw(st.integers(1, 3)), C=draw(st.integers(1, 3)), O=draw(st.integers(1, 4)),
+                H=H, W=Wd, k=k, pad=pad, stride=stride)
+
+
+@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=st.booleans())
+def test_conv2d_matches_reference_and_gradcheck(device, case, seed, noncontig, bias):
+    rng = np.random.default_rng(seed)
+    c = case
+    x = arr(rng, (c["N"], c["H"], c["W"], c["C"]), noncontig)
+    W = arr(rng, (c["k"], c["k"], c["C"], c["O"]), noncontig)
+    b = arr(rng, (c["O"],)) if bias else np.zeros(c["O"])
+    tx, tW, tb = T(x, device), T(W, device), T(b, device)
+    args = [tx, tW, tb] if bias else [tx, tW]
+    f = lambda x, W, b=None: F.conv2d(x, W, b, c["stride"], c["pad"])
+    np.testing.assert_allclose(np_(f(*args)), conv_reference(x, W, b, c["stride"], c["pad"]), rtol=1e-10, atol=1e-12)
+    assert gradcheck(f, args)
+
+
+@given(case=conv_cases(), seed=seeds)
+def test_col2im_is_the_adjoint_of_im2col(device, case, seed):
+    rng = np.random.default_rng(seed)
+    c = case
+    x = arr(rng, (c["N"], c["H"], c["W"], c["C"]))
+    col = np_(F.im2col(T(x, device).data, c["k"], c["k"], c["stride"], c["pad"]))
+    r = rng.standard_normal(col.shape)
+    back = np_(F.col2im(T(r, device).data, x.shape, c["k"], c["k"], c["stride"], c["pad"]))
+    assert np.isclose((col * r).sum(), (x * back).sum(), rtol=1e-10)
+
+
+def test_kernel_larger_than_padded_input_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"kernel 5x5 is larger than the padded input 4x4"):
+        F.conv2d(T(np.ones((1, 2, 2, 1))), T(np.ones((5, 5, 1, 2))), pad=1)
+
+
+def test_channel_mismatch_names_both():
+    with pytest.raises(ValueError, match="3 channels.*expects 1"):
+        F.conv2d(T(np.ones((1, 5, 5, 3))), T(np.ones((3, 3, 1, 2))))

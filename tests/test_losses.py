@@ -1,0 +1,106 @@
+"""Cross-entropy, soft cross-entropy, the hint loss and the KD loss: values and gradients."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinyfit.functional as F
+from tinyfit import Tensor, gradcheck
+from helpers import T, arr, np_
+
+seeds = st.integers(0, 2 ** 32 - 1)
+
+
+def log_softmax_ref(x, t=1.0):
+    z = x / t
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def test_cross_entropy_hand_computed():
+    x = T(np.array([[0.0, 0.0], [np.log(3.0), 0.0]]))
+    # -log(1/2) and -log(1/4), averaged
+    assert np.isclose(np_(F.cross_entropy(x, np.array([0, 1]))), (np.log(2) + np.log(4)) / 2)
+
+
+@given(n=st.integers(1, 5), k=st.integers(2, 6), T_=st.floats(0.5, 5), seed=seeds, noncontig=st.booleans())
+def test_cross_entropy_and_soft_cross_entropy(device, n, k, T_, seed, noncontig):
+    rng = np.random.default_rng(seed)
+    x = arr(rng, (n, k), noncontig)
+    labels = rng.integers(0, k, n)
+    q = rng.random((n, k))
+    q /= q.sum(-1, keepdims=True)
+    tx, tq = T(x, device), T(q, device)
+    lab = T(labels, device, requires_grad=False).data
+    ref = -log_softmax_ref(x, T_)[np.arange(n), labels].mean()
+    assert np.isclose(np_(F.cross_entropy(tx, lab, T_)), ref, rtol=1e-12)
+    assert gradcheck(lambda x: F.cross_entropy(x, lab, T_), [tx])
+    assert np.isclose(np_(F.soft_cross_entropy(tx, tq, T_)), -(q * log_softmax_ref(x, T_)).sum() / n, rtol=1e-12)
+    assert gradcheck(lambda x, q: F.soft_cross_entropy(x, q, T_), [tx, tq])
+
+
+def test_labels_out_of_range_are_rejected():
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\].*\[0, 3\]"):
+        F.cross_entropy(T(np.zeros((2, 3))), np.array([0, 3]))
+
+
+@given(n=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4), c=st.integers(1, 3), seed=seeds,
+       reduction=st.sampled_from(["paper", "code"]))
+def test_hint_loss(device, n, h, w, c, seed, reduction):
+    rng = np.random.default_rng(seed)
+    a, b = arr(rng, (n, h, w, c)), arr(rng, (n, h, w, c))
+    ta, tb = T(a, device), T(b, device)
+    d2 = (a - b) ** 2
+    ref = 0.5 * d2.sum() / n if reduction == "paper" else 0.5 * d2.sum(axis=2).mean()
+    assert np.isclose(np_(F.hint_loss(ta, tb, reduction)), ref, rtol=1e-12)
+    assert gradcheck(lambda a, b: F.hint_loss(a, b, reduction), [ta, tb])
+
+
+def test_hint_loss_hand_computed_and_shape_error():
+    a = T(np.zeros((2, 1, 1, 2)))
+    b = T(np.array([[[[1.0, 2.0]]], [[[0.0, 3.0]]]]))
+    # per example: 1/2 (1 + 4) and 1/2 (0 + 9); batch mean = 3.5
+    assert np.isclose(np_(F.hint_loss(a, b)), 3.5)
+    with pytest.raises(ValueError, match=r"\(2, 1, 1, 2\) vs teacher hint \(2, 2, 2, 2\)"):
+        F.hint_loss(a, T(np.zeros((2, 2, 2, 2))))
+
+
+def test_kd_loss_hand_computed():
+    s = np.array([[1.0, 0.0, -1.0]])
+    t = np.array([[2.0, 1.0, 0.0]])
+    lam, tau = 4.0, 3.0
+    hard = -log_softmax_ref(s)[0, 0]
+    pt = np.exp(log_softmax_ref(t, tau))
+    soft = -(pt * log_softmax_ref(s, tau)).sum()
+    got = np_(F.kd_loss(T(s), np.array([0]), t, lam, tau))
+    assert np.isclose(got, hard + lam * soft, rtol=1e-12)
+    # tau^2 and KL options
+    kl = soft + (pt * np.log(pt)).sum()
+    got = np_(F.kd_loss(T(s), np.array([0]), t, lam, tau, soft="kl", tau_squared=True))
+    assert np.isclose(got, hard + lam * tau ** 2 * kl, rtol=1e-12)
+    # the official code's quirk: student softened at tau=1 in the soft term
+    soft1 = -(pt * log_softmax_ref(s, 1.0)).sum()
+    assert np.isclose(np_(F.kd_loss(T(s), np.array([0]), t, lam, tau, student_tau=1.0)), hard + lam * soft1)
+
+
+@given(n=st.integers(1, 4), k=st.integers(2, 5), lam=st.floats(0, 5), tau=st.floats(0.5, 5), seed=seeds)
+def test_kd_loss_gradcheck_and_minimum_at_teacher(device, n, k, lam, tau, seed):
+    rng = np.random.default_rng(seed)
+    s, t = arr(rng, (n, k)), arr(rng, (n, k))
+    labels = T(rng.integers(0, k, n), device, requires_grad=False).data
+    ts, tt = T(s, device), T(t, device, requires_grad=False)
+    assert gradcheck(lambda s: F.kd_loss(s, labels, tt, lam, tau), [ts])
+    # with the KL soft term alone (no hard term influence), the loss is minimal at a match
+    kl_at = lambda z: float(np_(F.kd_loss(T(z, device), labels, tt, 1.0, tau, soft="kl"))) \
+        - float(np_(F.cross_entropy(T(z, device), labels)))
+    assert abs(kl_at(t)) < 1e-10
+    assert kl_at(t + arr(rng, (n, k)) * 0.5) >= -1e-12
+    # the soft-target gradient vanishes when the student matches the teacher
+    z = T(t.copy(), device)
+    (F.kd_loss(z, labels, tt, lam, tau) - F.cross_entropy(z, labels)).backward()
+    np.testing.assert_allclose(np_(z.grad), 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("lam", [-1.0, float("nan")])
+def test_kd_rejects_negative_lambda(lam):
+    with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
+        F.kd_loss(T(np.zeros((1, 2))), np.array([0]), np.zeros((1, 2)), lam)

@@ -1,0 +1,8 @@
+"""tinyfit: a small autograd engine on NumPy / CuPy for training FitNets."""
+from . import backend, functional, random
+from .autograd import Tensor, Function, no_grad, is_grad_enabled, tensor
+from .backend import DeviceError
+from .gradcheck import gradcheck, GradcheckError
+from .random import manual_seed
+
+__version__ = "0.1.0"

@@ -1,0 +1,128 @@
+"""2-D convolution by im2col / col2im, channels-last (NHWC).
+
+Layouts (why channels-last: the im2col copy moves whole contiguous channel
+rows, and the GEMM output *is* the NHWC result, so no transpose is needed):
+
+* x:   (N, H, W, C_in)
+* W:   (kh, kw, C_in, C_out)  -- reshaped for free to (kh*kw*C_in, C_out)
+* b:   (C_out,)
+* col: (N*OH*OW, kh*kw*C_in)  -- kh*kw times the input's memory
+* y:   (N, OH, OW, C_out)     -- y = col @ W + b
+
+``col2im`` is the exact adjoint of ``im2col``: it adds each window's rows back
+into the (padded) input, one kernel offset at a time, with plain strided
+slices (deterministic, no scatter-add, runs unchanged on CuPy).
+"""
+from __future__ import annotations
+
+from .. import backend
+from ..autograd import Function
+
+__all__ = ["im2col", "col2im", "conv2d", "conv_output_size"]
+
+
+def conv_output_size(size, k, stride, pad):
+    return (size + 2 * pad - k) // stride + 1
+
+
+def _check(x_shape, kh, kw, stride, pad, C_w=None):
+    if len(x_shape) != 4:
+        raise ValueError(f"conv2d expects NHWC input (N, H, W, C), got shape {x_shape}")
+    N, H, W, C = x_shape
+    if stride < 1 or pad < 0:
+        raise ValueError(f"conv2d needs stride >= 1 and pad >= 0, got stride={stride}, pad={pad}")
+    if kh > H + 2 * pad or kw > W + 2 * pad:
+        raise ValueError(
+            f"conv2d kernel {kh}x{kw} is larger than the padded input {H + 2 * pad}x{W + 2 * pad} "
+            f"(input {H}x{W}, pad {pad}); use a smaller kernel, more padding or a larger input.")
+    if C_w is not None and C_w != C:
+        raise ValueError(
+            f"conv2d: input has {C} channels (shape {x_shape}, NHWC) but the weight expects {C_w}; "
+            "check the layer's in_channels and that images are channels-last (N, H, W, C).")
+    return conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
+
+
+def _pad(x, pad, xp):
+    if pad == 0:
+        return x
+    N, H, W, C = x.shape
+    xp_ = xp.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=x.dtype)
+    xp_[:, pad:pad + H, pad:pad + W, :] = x
+    return xp_
+
+
+def im2col(x, kh, kw, stride=1, pad=0):
+    """x (N, H, W, C) -> col (N*OH*OW, kh*kw*C), rows ordered (n, oh, ow), columns (i, j, c)."""
+    xp = backend.get_array_module(x)
+    OH, OW = _check(x.shape, kh, kw, stride, pad)
+    N, _, _, C = x.shape
+    if kh == kw == 1 and stride == 1 and pad == 0:
+        return xp.ascontiguousarray(x).reshape(N * OH * OW, C)
+    x = _pad(x, pad, xp)
+    col = xp.empty((N, OH, OW, kh, kw, C), dtype=x.dtype)
+    he, we = stride * (OH - 1) + 1, stride * (OW - 1) + 1
+    for i in range(kh):
+        for j in range(kw):
+            col[:, :, :, i, j, :] = x[:, i:i + he:stride, j:j + we:stride, :]
+    return col.reshape(N * OH * OW, kh * kw * C)
+
+
+def col2im(col, x_shape, kh, kw, stride=1, pad=0):
+    """Adjoint of im2col: col (N*OH*OW, kh*kw*C) -> array of shape x_shape (N, H, W, C)."""
+    xp = backend.get_array_module(col)
+    OH, OW = _check(x_shape, kh, kw, stride, pad)
+    N, H, W, C = x_shape
+    if kh == kw == 1 and stride == 1 and pad == 0:
+        return col.reshape(x_shape)
+    col = col.reshape(N, OH, OW, kh, kw, C)
+    he, we = stride * (OH - 1) + 1, stride * (OW - 1) + 1
+    x = xp.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=col.dtype)
+    if stride >= kh and stride >= kw:  # windows do not overlap: plain assignment
+        for i in range(kh):
+            for j in range(kw):
+                x[:, i:i + he:stride, j:j + we:stride, :] = col[:, :, :, i, j, :]
+    else:
+        for i in range(kh):
+            for j in range(kw):
+                x[:, i:i + he:stride, j:j + we:stride, :] += col[:, :, :, i, j, :]
+    if pad:
+        x = x[:, pad:pad + H, pad:pad + W, :]
+    return x
+
+
+class Conv2d(Function):
+    """y (N, OH, OW, C_out) = conv(x (N, H, W, C_in), W (kh, kw, C_in, C_out)) + b (C_out,)."""
+    def __init__(self, stride=1, pad=0):
+        self.stride, self.pad = int(stride), int(pad)
+
+    def forward(self, x, W, b=None):
+        if W.ndim != 4:
+            raise ValueError(f"conv2d weight must be (kh, kw, C_in, C_out), got shape {W.shape}")
+        kh, kw, C_in, C_out = W.shape
+        OH, OW = _check(x.shape, kh, kw, self.stride, self.pad, C_in)
+        col = im2col(x, kh, kw, self.stride, self.pad)
+        y = col @ W.reshape(kh * kw * C_in, C_out)
+        if b is not None:
+            y += b
+        self.col, self.W, self.x_shape = col, W, x.shape
+        return y.reshape(x.shape[0], OH, OW, C_out)
+
+    def backward(self, gy):
+        W = self.W
+        kh, kw, C_in, C_out = W.shape
+        gy2 = gy.reshape(-1, C_out)
+        gx = gW = gb = None
+        if self.needs_grad[1]:
+            gW = (self.col.T @ gy2).reshape(W.shape)
+        if len(self.needs_grad) == 3 and self.needs_grad[2]:
+            gb = gy2.sum(axis=0)
+        if self.needs_grad[0]:
+            gcol = gy2 @ W.reshape(kh * kw * C_in, C_out).T
+            gx = col2im(gcol, self.x_shape, kh, kw, self.stride, self.pad)
+        return gx, gW, gb
+
+
+def conv2d(x, W, b=None, stride=1, pad=0):
+    """Convolve NHWC ``x`` with ``W`` (kh, kw, C_in, C_out); see the module docstring."""
+    f = Conv2d(stride, pad)
+    return f(x, W) if b is None else f(x, W, b)

@@ -1,0 +1,285 @@
+"""Modules, parameters and layers (all image tensors are channels-last, NHWC)."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from . import backend
+from . import functional as F
+from . import random as _random
+from .autograd import Tensor
+
+__all__ = ["Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
+           "Sequential", "Regressor", "make_regressor", "regressor_kernel"]
+
+
+class Parameter(Tensor):
+    """A trainable tensor. ``max_norm``/``norm_axes``: optional norm constraint that
+    the optimisers apply after each update (the norm is taken over ``norm_axes``)."""
+    __slots__ = ("max_norm", "norm_axes")
+
+    def __init__(self, data, max_norm=None, norm_axes=None, name=None):
+        super().__init__(data, requires_grad=True, name=name)
+        self.max_norm = max_norm
+        self.norm_axes = norm_axes
+
+
+def _uniform(rng, shape, r):
+    return rng.uniform(-r, r, size=shape).astype(np.float32)
+
+
+def _init_weight(rng, shape, init, fan_in, fan_out):
+    """init: a float r for U(-r, r), or 'glorot' for U(+-sqrt(6 / (fan_in + fan_out)))."""
+    rng = rng or _random.default_generator()
+    if init == "glorot":
+        return _uniform(rng, shape, np.sqrt(6.0 / (fan_in + fan_out)))
+    if isinstance(init, (int, float)) and init > 0:
+        return _uniform(rng, shape, float(init))
+    raise ValueError(f"init must be 'glorot' or a positive float (uniform range), got {init!r}")
+
+
+class Module:
+    """Base class: holds Parameters and sub-Modules set as attributes."""
+    def __init__(self):
+        object.__setattr__(self, "_params", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Parameter):
+            self._params[name] = value
+            value.name = value.name or name
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def named_parameters(self, prefix=""):
+        for n, p in self._params.items():
+            yield prefix + n, p
+        for mn, m in self._modules.items():
+            yield from m.named_parameters(prefix + mn + ".")
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def modules(self):
+        yield self
+        for m in self._modules.values():
+            yield from m.modules()
+
+    def num_parameters(self, weights_only=False):
+        """Number of scalars; weights_only counts weights but not biases (the paper's convention)."""
+        return int(sum(p.size for n, p in self.named_parameters()
+                       if not (weights_only and n.rsplit(".", 1)[-1] == "b")))
+
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, device):
+        """Move every parameter to ``device`` ('cpu' or 'cuda') in place."""
+        for p in self.parameters():
+            p.data = backend.to_device(p.data, device)
+            p.grad = None
+        return self
+
+    def astype(self, dtype):
+        """Cast every parameter to ``dtype`` in place (float64 for gradient checks)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        return self
+
+    @property
+    def device(self):
+        ps = self.parameters()
+        return ps[0].device if ps else "cpu"
+
+    def state_dict(self):
+        """{parameter name: NumPy array copy}."""
+        return OrderedDict((n, backend.to_numpy(p.data).copy()) for n, p in self.named_parameters())
+
+    def load_state_dict(self, state):
+        """Copy arrays into the parameters; names and shapes must match exactly."""
+        own = OrderedDict(self.named_parameters())
+        missing = [n for n in own if n not in state]
+        extra = [n for n in state if n not in own]
+        shape = [f"{n}: expected {own[n].shape}, got {tuple(np.shape(state[n]))}"
+                 for n in own if n in state and tuple(np.shape(state[n])) != own[n].shape]
+        if missing or extra or shape:
+            parts = []
+            if missing:
+                parts.append("missing: " + ", ".join(missing))
+            if extra:
+                parts.append("unexpected: " + ", ".join(extra))
+            if shape:
+                parts.append("shape mismatch: " + "; ".join(shape))
+            raise ValueError("state does not fit this model's architecture (" + " | ".join(parts) +
+                             "); load it into the architecture it was saved from.")
+        for n, p in own.items():
+            xp = backend.get_array_module(p.data)
+            p.data = xp.asarray(np.asarray(state[n]), dtype=p.dtype).copy() if xp is np else \
+                xp.asarray(np.asarray(state[n], dtype=p.dtype))
+        return self
+
+
+class Linear(Module):
+    """y (N, out) = x (N, in) @ W (in, out) + b; max_norm constrains each column of W."""
+    def __init__(self, in_features, out_features, init="glorot", max_norm=None, bias=True, rng=None):
+        super().__init__()
+        self.W = Parameter(_init_weight(rng, (in_features, out_features), init, in_features, out_features),
+                           max_norm=max_norm, norm_axes=(0,))
+        self.b = Parameter(np.zeros(out_features, np.float32)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.W, self.b)
+
+
+class Conv2d(Module):
+    """NHWC convolution, W (k, k, C_in, C_out); max_norm constrains each output filter."""
+    def __init__(self, in_channels, out_channels, kernel, stride=1, pad=0, init="glorot",
+                 max_norm=None, bias=True, rng=None):
+        super().__init__()
+        k = kernel
+        self.stride, self.pad = stride, pad
+        self.W = Parameter(_init_weight(rng, (k, k, in_channels, out_channels), init,
+                                        k * k * in_channels, k * k * out_channels),
+                           max_norm=max_norm, norm_axes=(0, 1, 2))
+        self.b = Parameter(np.zeros(out_channels, np.float32)) if bias else None
+
+    def forward(self, x):
+        return F.conv2d(x, self.W, self.b, self.stride, self.pad)
+
+
+class MaxoutConv2d(Module):
+    """conv (channels*pieces maps) -> maxout over groups of ``pieces`` -> optional max pool.
+
+    x (N, H, W, C_in) -> (N, H', W', channels). pool=None skips pooling;
+    ceil_mode=True is the paper's code's pooling size rule.
+    """
+    def __init__(self, in_channels, channels, pieces, kernel, pad=0, pool=None, pool_stride=None,
+                 ceil_mode=True, init=0.005, max_norm=None, rng=None):
+        super().__init__()
+        self.conv = Conv2d(in_channels, channels * pieces, kernel, 1, pad, init, max_norm, rng=rng)
+        self.channels, self.pieces = channels, pieces
+        self.pool, self.pool_stride, self.ceil_mode = pool, pool_stride or pool, ceil_mode
+
+    def forward(self, x):
+        y = F.maxout(self.conv(x), self.pieces)
+        if self.pool:
+            y = F.max_pool2d(y, self.pool, self.pool_stride, ceil_mode=self.ceil_mode)
+        return y
+
+
+class Dropout(Module):
+    """Inverted dropout with probability ``p`` of dropping (identity in eval mode)."""
+    def __init__(self, p, rng=None):
+        super().__init__()
+        self.p, self.rng = p, rng
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training, self.rng)
+
+
+class Flatten(Module):
+    def forward(self, x):
+        return F.flatten(x)
+
+
+class Sequential(Module):
+    """Named layers run in order; ``forward(x, until=name)`` stops after layer ``name``
+    (to read a hint or guided layer), and ``layer_names`` lists them."""
+    def __init__(self, layers):
+        super().__init__()
+        items = list(layers.items()) if isinstance(layers, dict) else list(layers)
+        self.layer_names = []
+        for name, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"layer {name!r} is not a Module: {m!r}")
+            setattr(self, name, m)
+            self.layer_names.append(name)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def names_until(self, name):
+        """Layer names up to and including ``name``."""
+        if name not in self.layer_names:
+            raise KeyError(f"no layer named {name!r}; layers are {self.layer_names}")
+        return self.layer_names[:self.layer_names.index(name) + 1]
+
+    def forward(self, x, until=None):
+        names = self.layer_names if until is None else self.names_until(until)
+        for n in names:
+            x = self._modules[n](x)
+        return x
+
+    def parameters_until(self, name):
+        """Parameters of the layers up to and including ``name``."""
+        return [p for n in self.names_until(name) for p in self._modules[n].parameters()]
+
+
+def regressor_kernel(guided_shape, hint_shape):
+    """Kernel (kh, kw) of the no-padding conv regressor mapping guided -> hint maps.
+
+    Shapes are per example, channels-last (H, W, C). k = N_g - N_h + 1 per axis.
+    """
+    gh, gw = guided_shape[:2]
+    hh, hw = hint_shape[:2]
+    if hh > gh or hw > gw:
+        raise ValueError(
+            f"no convolutional regressor fits: the teacher's hint map {tuple(hint_shape)} (H, W, C) is "
+            f"larger than the student's guided map {tuple(guided_shape)}; a valid conv can only shrink "
+            f"maps. Pick a deeper hint layer or a shallower guided layer whose map is at least "
+            f"{hh}x{hw} (or use floor-mode pooling in the teacher).")
+    return gh - hh + 1, gw - hw + 1
+
+
+class Regressor(Module):
+    """Conv regressor r: guided maps (N, Hg, Wg, Cg) -> hint-shaped maps (N, Hh, Wh, Ch).
+
+    pieces=None: a plain linear conv (the paper's text); pieces=p: a maxout conv
+    with p pieces, the hint layer's non-linearity (the official code).
+    """
+    def __init__(self, guided_shape, hint_shape, pieces=None, init=0.05, max_norm=None, rng=None):
+        super().__init__()
+        kh, kw = regressor_kernel(guided_shape, hint_shape)
+        if kh != kw:
+            raise ValueError(f"regressor kernel would be {kh}x{kw}; only square kernels are supported "
+                             f"(guided {tuple(guided_shape)}, hint {tuple(hint_shape)})")
+        self.guided_shape, self.hint_shape = tuple(guided_shape), tuple(hint_shape)
+        self.kernel, self.pieces = kh, pieces
+        Cg, Ch = guided_shape[2], hint_shape[2]
+        self.conv = Conv2d(Cg, Ch * (pieces or 1), kh, 1, 0, init, max_norm, rng=rng)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return F.maxout(y, self.pieces) if self.pieces else y
+
+
+def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **kw):
+    """Build the Regressor for student layer ``guided`` -> teacher layer ``hint``, finding
+    both feature shapes by one forward pass of a dummy input of ``input_shape`` (H, W, C)."""
+    from .autograd import no_grad
+    x = Tensor(np.zeros((1,) + tuple(input_shape), np.float32))
+    with no_grad():
+        if student.device != "cpu":
+            x = x.to(student.device)
+        g = student(x, until=guided).shape[1:]
+        h = teacher(x.to(teacher.device), until=hint).shape[1:]
+    return Regressor(g, h, pieces=pieces, **kw)
