@@ -11,7 +11,7 @@ from . import random as _random
 from .autograd import Tensor
 
 __all__ = ["Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
-           "Sequential", "Regressor", "make_regressor", "regressor_kernel"]
+           "Sequential", "Regressor", "make_regressor", "regressor_kernel", "build", "logits"]
 
 
 class Parameter(Tensor):
@@ -142,6 +142,7 @@ class Linear(Module):
     """y (N, out) = x (N, in) @ W (in, out) + b; max_norm constrains each column of W."""
     def __init__(self, in_features, out_features, init="glorot", max_norm=None, bias=True, rng=None):
         super().__init__()
+        self.config = dict(in_features=in_features, out_features=out_features, max_norm=max_norm, bias=bias)
         self.W = Parameter(_init_weight(rng, (in_features, out_features), init, in_features, out_features),
                            max_norm=max_norm, norm_axes=(0,))
         self.b = Parameter(np.zeros(out_features, np.float32)) if bias else None
@@ -155,6 +156,8 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel, stride=1, pad=0, init="glorot",
                  max_norm=None, bias=True, rng=None):
         super().__init__()
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, kernel=kernel, stride=stride,
+                           pad=pad, max_norm=max_norm, bias=bias)
         k = kernel
         self.stride, self.pad = stride, pad
         self.W = Parameter(_init_weight(rng, (k, k, in_channels, out_channels), init,
@@ -175,6 +178,8 @@ class MaxoutConv2d(Module):
     def __init__(self, in_channels, channels, pieces, kernel, pad=0, pool=None, pool_stride=None,
                  ceil_mode=True, init=0.005, max_norm=None, rng=None):
         super().__init__()
+        self.config = dict(in_channels=in_channels, channels=channels, pieces=pieces, kernel=kernel, pad=pad,
+                           pool=pool, pool_stride=pool_stride, ceil_mode=ceil_mode, max_norm=max_norm)
         self.conv = Conv2d(in_channels, channels * pieces, kernel, 1, pad, init, max_norm, rng=rng)
         self.channels, self.pieces = channels, pieces
         self.pool, self.pool_stride, self.ceil_mode = pool, pool_stride or pool, ceil_mode
@@ -190,6 +195,9 @@ class Dropout(Module):
     """Inverted dropout with probability ``p`` of dropping (identity in eval mode)."""
     def __init__(self, p, rng=None):
         super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+        self.config = dict(p=p)
         self.p, self.rng = p, rng
 
     def forward(self, x):
@@ -197,6 +205,11 @@ class Dropout(Module):
 
 
 class Flatten(Module):
+    """(N, ...) -> (N, prod(...))."""
+    def __init__(self):
+        super().__init__()
+        self.config = {}
+
     def forward(self, x):
         return F.flatten(x)
 
@@ -229,6 +242,15 @@ class Sequential(Module):
             x = self._modules[n](x)
         return x
 
+    def spec(self):
+        """A JSON-able description from which ``build`` rebuilds this architecture."""
+        return {"type": "Sequential",
+                "layers": [[n, type(self._modules[n]).__name__, self._modules[n].config] for n in self.layer_names]}
+
+    def predict(self, x, batch_size=1000):
+        """Class indices (N,) for images x (N, H, W, C), in eval mode and without a graph."""
+        return logits(self, x, batch_size).argmax(axis=1)
+
     def parameters_until(self, name):
         """Parameters of the layers up to and including ``name``."""
         return [p for n in self.names_until(name) for p in self._modules[n].parameters()]
@@ -259,6 +281,8 @@ class Regressor(Module):
     def __init__(self, guided_shape, hint_shape, pieces=None, init=0.05, max_norm=None, rng=None):
         super().__init__()
         kh, kw = regressor_kernel(guided_shape, hint_shape)
+        self.config = dict(guided_shape=list(guided_shape), hint_shape=list(hint_shape), pieces=pieces,
+                           max_norm=max_norm)
         if kh != kw:
             raise ValueError(f"regressor kernel would be {kh}x{kw}; only square kernels are supported "
                              f"(guided {tuple(guided_shape)}, hint {tuple(hint_shape)})")
@@ -283,3 +307,35 @@ def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **k
         g = student(x, until=guided).shape[1:]
         h = teacher(x.to(teacher.device), until=hint).shape[1:]
     return Regressor(g, h, pieces=pieces, **kw)
+
+
+def logits(model, x, batch_size=1000):
+    """Run ``model`` in eval mode over array ``x`` in batches; returns the output array."""
+    from .autograd import no_grad
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        with no_grad():
+            for i in range(0, len(x), batch_size):
+                out.append(model(Tensor(x[i:i + batch_size])).data)
+    finally:
+        model.train(was)
+    xp = backend.get_array_module(*out)
+    return xp.concatenate(out, axis=0)
+
+
+LAYERS = {c.__name__: c for c in (Linear, Conv2d, MaxoutConv2d, Dropout, Flatten, Regressor)}
+
+
+def build(spec):
+    """Rebuild a Sequential from ``Sequential.spec()`` (weights left at their init)."""
+    if not isinstance(spec, dict) or spec.get("type") != "Sequential" or not isinstance(spec.get("layers"), list):
+        raise ValueError(f"not a model specification: {str(spec)[:200]}")
+    layers = []
+    for entry in spec["layers"]:
+        name, kind, cfg = entry
+        if kind not in LAYERS:
+            raise ValueError(f"unknown layer type {kind!r} in model specification; known: {sorted(LAYERS)}")
+        layers.append((name, LAYERS[kind](**cfg)))
+    return Sequential(layers)

@@ -66,15 +66,14 @@ class MaxPool2d(Function):
         he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
         y = xpad[:, 0:he:sh, 0:we:sw, :].copy()
         idx = xp.zeros(y.shape, dtype=np.uint8)
-        k = 0
-        for i in range(kh):
-            for j in range(kw):
-                if k:
-                    v = xpad[:, i:i + he:sh, j:j + we:sw, :]
-                    better = v > y
-                    xp.copyto(y, v, where=better)
-                    xp.copyto(idx, np.uint8(k), where=better)
-                k += 1
+        better = xp.empty(y.shape, dtype=bool)
+        # branch-free updates: masked copies are slow on random masks
+        for k in range(1, kh * kw):
+            i, j = divmod(k, kw)
+            v = xpad[:, i:i + he:sh, j:j + we:sw, :]
+            xp.greater(v, y, out=better)
+            xp.maximum(y, v, out=y)
+            idx = xp.where(better, np.uint8(k), idx)
         self.idx, self.x_shape, self.pad_shape = idx, x.shape, (N, Hp, Wp, C)
         return y
 
@@ -85,17 +84,17 @@ class MaxPool2d(Function):
         OH, OW = gy.shape[1:3]
         he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
         g = xp.zeros(self.pad_shape, dtype=gy.dtype)
-        zero = gy.dtype.type(0)
         overlap = sh < kh or sw < kw
-        k = 0
-        for i in range(kh):
-            for j in range(kw):
-                part = xp.where(self.idx == k, gy, zero)
-                if overlap:
-                    g[:, i:i + he:sh, j:j + we:sw, :] += part
-                else:
-                    g[:, i:i + he:sh, j:j + we:sw, :] = part
-                k += 1
+        hit = xp.empty(gy.shape, dtype=bool)
+        part = xp.empty(gy.shape, dtype=gy.dtype)
+        for k in range(kh * kw):
+            i, j = divmod(k, kw)
+            xp.equal(self.idx, k, out=hit)
+            xp.multiply(gy, hit, out=part)
+            if overlap:
+                g[:, i:i + he:sh, j:j + we:sw, :] += part
+            else:
+                g[:, i:i + he:sh, j:j + we:sw, :] = part
         if g.shape == self.x_shape:
             return g
         h, w = min(H, self.pad_shape[1] - p), min(W, self.pad_shape[2] - p)
@@ -122,16 +121,17 @@ class Maxout(Function):
                 f"into groups of pieces={p}; the channel count must be a multiple of pieces.")
         self.x_shape = x.shape
         xg = x.reshape(x.shape[:-1] + (x.shape[-1] // p, p))
-        y = xg[..., 0].copy()
         if p == 1:
             self.idx = None
-            return y
-        idx = xp.zeros(y.shape, dtype=np.uint8)
-        for k in range(1, p):
+            return xg[..., 0].copy()
+        # branch-free: elementwise maximum, and the winning piece's index
+        y = xp.maximum(xg[..., 0], xg[..., 1])
+        idx = xp.greater(xg[..., 1], xg[..., 0]).view(np.uint8) if p == 2 else \
+            xp.greater(xg[..., 1], xg[..., 0]).astype(np.uint8)
+        for k in range(2, p):
             v = xg[..., k]
-            better = v > y
-            xp.copyto(y, v, where=better)
-            xp.copyto(idx, np.uint8(k), where=better)
+            idx = xp.where(v > y, np.uint8(k), idx)
+            xp.maximum(y, v, out=y)
         self.idx = idx
         return y
 
@@ -141,9 +141,8 @@ class Maxout(Function):
         if p == 1:
             return gy.reshape(self.x_shape)
         g = xp.empty(gy.shape + (p,), dtype=gy.dtype)
-        zero = gy.dtype.type(0)
         for k in range(p):
-            g[..., k] = xp.where(self.idx == k, gy, zero)
+            xp.multiply(gy, self.idx == k, out=g[..., k])
         return g.reshape(self.x_shape)
 
 

