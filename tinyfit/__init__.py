@@ -4,5 +4,7 @@ from .autograd import Tensor, Function, no_grad, is_grad_enabled, tensor
 from .backend import DeviceError
 from .gradcheck import gradcheck, GradcheckError
 from .random import manual_seed
+from .checkpoint import save_model, load_model, CheckpointError
+from . import nn, optim, data, models, fitnets, training, profiler
 
 __version__ = "0.1.0"

@@ -21,6 +21,7 @@ from . import backend
 __all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "as_tensor", "tensor"]
 
 _grad_enabled = True
+_profiler = None  # set by tinyfit.profiler.profile()
 
 
 @contextlib.contextmanager
@@ -164,7 +165,8 @@ class Tensor:
                 if any(g is None for g in gys):
                     gys = [xp.zeros(ref().shape, ref().dtype) if g is None and ref() is not None
                            else g for g, ref in zip(gys, f.outputs)]
-                gxs = f.backward(*gys)
+                gxs = f.backward(*gys) if _profiler is None else \
+                    _profiler.time((type(f).__name__, "backward"), f.backward, *gys)
                 if not isinstance(gxs, tuple):
                     gxs = (gxs,)
             for x, gx in zip(f.inputs, gxs):
@@ -229,7 +231,8 @@ class Function:
         record = _grad_enabled and any(x.requires_grad for x in inputs)
         if record:
             self.needs_grad = tuple(x.requires_grad for x in inputs)
-        ys = self.forward(*arrays)
+        ys = self.forward(*arrays) if _profiler is None else \
+            _profiler.time((type(self).__name__, "forward"), self.forward, *arrays)
         single = not isinstance(ys, tuple)
         if single:
             ys = (ys,)

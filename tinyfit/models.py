@@ -41,7 +41,7 @@ def mnist_teacher(pieces="code", pooling="ceil", init=0.005, rng=None):
         ("d3", Dropout(0.5)),
         ("flat", Flatten()),
         ("y", Linear(24 * size * size, 10, init, NORM_HIGH, rng=rng)),
-    ])
+    ], input_shape=(28, 28, 1))
 
 
 def mnist_student(pieces="code", pooling="ceil", init=0.005, rng=None):
@@ -58,7 +58,7 @@ def mnist_student(pieces="code", pooling="ceil", init=0.005, rng=None):
         ("h5", MaxoutConv2d(12, 12, p, 3, 0, 2, 2, ceil, init, NORM_HIGH, rng)),
         ("flat", Flatten()),
         ("y", Linear(12 * 3 * 3, 10, init, NORM_HIGH, rng=rng)),
-    ])
+    ], input_shape=(28, 28, 1))
 
 
 def describe(model, name):

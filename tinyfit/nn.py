@@ -217,9 +217,10 @@ class Flatten(Module):
 class Sequential(Module):
     """Named layers run in order; ``forward(x, until=name)`` stops after layer ``name``
     (to read a hint or guided layer), and ``layer_names`` lists them."""
-    def __init__(self, layers):
+    def __init__(self, layers, input_shape=None):
         super().__init__()
         items = list(layers.items()) if isinstance(layers, dict) else list(layers)
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.layer_names = []
         for name, m in items:
             if not isinstance(m, Module):
@@ -238,13 +239,17 @@ class Sequential(Module):
 
     def forward(self, x, until=None):
         names = self.layer_names if until is None else self.names_until(until)
+        if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"this model takes inputs of shape (N, {', '.join(map(str, self.input_shape))}) (channels-last), "
+                f"got {tuple(x.shape)}; resize the images or build the model for this size")
         for n in names:
             x = self._modules[n](x)
         return x
 
     def spec(self):
         """A JSON-able description from which ``build`` rebuilds this architecture."""
-        return {"type": "Sequential",
+        return {"type": "Sequential", "input_shape": list(self.input_shape) if self.input_shape else None,
                 "layers": [[n, type(self._modules[n]).__name__, self._modules[n].config] for n in self.layer_names]}
 
     def predict(self, x, batch_size=1000):
@@ -338,4 +343,4 @@ def build(spec):
         if kind not in LAYERS:
             raise ValueError(f"unknown layer type {kind!r} in model specification; known: {sorted(LAYERS)}")
         layers.append((name, LAYERS[kind](**cfg)))
-    return Sequential(layers)
+    return Sequential(layers, spec.get("input_shape"))

@@ -66,7 +66,7 @@ class Progress:
         if enabled:
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=steps, desc=f"{stage} epoch {epoch}", leave=False, file=sys.stderr,
+                self.bar = tqdm(total=steps, desc=f"{stage} epoch {epoch}", leave=False, file=sys.stderr, disable=None,
                                 dynamic_ncols=True)
             except ImportError:
                 pass

