@@ -8,3 +8,5 @@ from .checkpoint import save_model, load_model, CheckpointError
 from . import nn, optim, data, models, fitnets, training, profiler
 
 __version__ = "0.1.0"
+
+backend.tune_malloc()

@@ -222,6 +222,7 @@ class Function:
     live as attributes and are dropped by ``release`` after backward.
     """
     generation = 0
+    recording = True  # False while a call records no graph (no_grad, no input needs grad)
 
     def __call__(self, *inputs):
         inputs = [x if isinstance(x, Tensor) else as_tensor(x) for x in inputs]
@@ -229,6 +230,8 @@ class Function:
         if backend._cupy is not None:
             backend.get_array_module(*arrays, names=[f"{type(self).__name__} input {i}" for i in range(len(arrays))])
         record = _grad_enabled and any(x.requires_grad for x in inputs)
+        # ops may skip saving what only backward needs when nothing is recorded
+        self.recording = record
         if record:
             self.needs_grad = tuple(x.requires_grad for x in inputs)
         ys = self.forward(*arrays) if _profiler is None else \

@@ -66,7 +66,12 @@ def im2col(x, kh, kw, stride=1, pad=0):
     sn, sh, sw, sc = x.strides
     win = xp.lib.stride_tricks.as_strided(x, (N, OH, OW, kh, kw, C),
                                           (sn, sh * stride, sw * stride, sh, sw, sc))
-    return win.reshape(N * OH * OW, kh * kw * C)
+    col = xp.empty((N, OH, OW, kh, kw, C), dtype=x.dtype)
+
+    def work(lo, hi):
+        col[lo:hi] = win[lo:hi]
+    backend.batch_parallel(work, N, xp)
+    return col.reshape(N * OH * OW, kh * kw * C)
 
 
 def col2im(col, x_shape, kh, kw, stride=1, pad=0):
@@ -107,10 +112,14 @@ def _input_grad(gy2, W, x_shape, stride, pad):
     g = xp.zeros((N, H + 2 * pad, Wd + 2 * pad, C_in), dtype=gy2.dtype)
     Wt = W.transpose(0, 1, 3, 2)  # (kh, kw, C_out, C_in)
     buf = xp.empty((gy2.shape[0], C_in), dtype=gy2.dtype)
+    buf4 = buf.reshape(N, OH, OW, C_in)
     for i in range(kh):
         for j in range(kw):
             xp.matmul(gy2, Wt[i, j], out=buf)
-            g[:, i:i + he:stride, j:j + we:stride, :] += buf.reshape(N, OH, OW, C_in)
+
+            def add(lo, hi):
+                g[lo:hi, i:i + he:stride, j:j + we:stride, :] += buf4[lo:hi]
+            backend.batch_parallel(add, N, xp)
     if pad:
         g = g[:, pad:pad + H, pad:pad + Wd, :]
     return g

@@ -64,16 +64,24 @@ class MaxPool2d(Function):
         else:
             xpad = x
         he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
-        y = xpad[:, 0:he:sh, 0:we:sw, :].copy()
-        idx = xp.zeros(y.shape, dtype=np.uint8)
-        better = xp.empty(y.shape, dtype=bool)
-        # branch-free updates: masked copies are slow on random masks
-        for k in range(1, kh * kw):
-            i, j = divmod(k, kw)
-            v = xpad[:, i:i + he:sh, j:j + we:sw, :]
-            xp.greater(v, y, out=better)
-            xp.maximum(y, v, out=y)
-            idx = xp.where(better, np.uint8(k), idx)
+        y = xp.empty((N, OH, OW, C), dtype=x.dtype)
+        idx = xp.zeros((N, OH, OW, C), dtype=np.uint8) if self.recording else None
+        offsets = [divmod(k, kw) for k in range(kh * kw)]
+
+        def work(lo, hi):
+            xs, ys = xpad[lo:hi], y[lo:hi]
+            ys[...] = xs[:, 0:he:sh, 0:we:sw, :]
+            for i, j in offsets[1:]:
+                xp.maximum(ys, xs[:, i:i + he:sh, j:j + we:sw, :], out=ys)
+            if idx is not None:
+                # the first window position holding the max wins: scan backwards so
+                # earlier positions overwrite later ones; the masks are sparse (fast)
+                ids = idx[lo:hi]
+                for k in range(kh * kw - 1, 0, -1):
+                    i, j = offsets[k]
+                    xp.copyto(ids, np.uint8(k), where=xs[:, i:i + he:sh, j:j + we:sw, :] == ys)
+                xp.copyto(ids, np.uint8(0), where=xs[:, 0:he:sh, 0:we:sw, :] == ys)
+        backend.batch_parallel(work, N, xp)
         self.idx, self.x_shape, self.pad_shape = idx, x.shape, (N, Hp, Wp, C)
         return y
 
@@ -85,16 +93,18 @@ class MaxPool2d(Function):
         he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
         g = xp.zeros(self.pad_shape, dtype=gy.dtype)
         overlap = sh < kh or sw < kw
-        hit = xp.empty(gy.shape, dtype=bool)
-        part = xp.empty(gy.shape, dtype=gy.dtype)
-        for k in range(kh * kw):
-            i, j = divmod(k, kw)
-            xp.equal(self.idx, k, out=hit)
-            xp.multiply(gy, hit, out=part)
-            if overlap:
-                g[:, i:i + he:sh, j:j + we:sw, :] += part
-            else:
-                g[:, i:i + he:sh, j:j + we:sw, :] = part
+
+        def work(lo, hi):
+            gs, gys, ids = g[lo:hi], gy[lo:hi], self.idx[lo:hi]
+            part = xp.empty(gys.shape, dtype=gy.dtype)
+            for k in range(kh * kw):
+                i, j = divmod(k, kw)
+                xp.multiply(gys, ids == k, out=part)
+                if overlap:
+                    gs[:, i:i + he:sh, j:j + we:sw, :] += part
+                else:
+                    gs[:, i:i + he:sh, j:j + we:sw, :] = part
+        backend.batch_parallel(work, N, xp)
         if g.shape == self.x_shape:
             return g
         h, w = min(H, self.pad_shape[1] - p), min(W, self.pad_shape[2] - p)
@@ -124,14 +134,32 @@ class Maxout(Function):
         if p == 1:
             self.idx = None
             return xg[..., 0].copy()
-        # branch-free: elementwise maximum, and the winning piece's index
-        y = xp.maximum(xg[..., 0], xg[..., 1])
-        idx = xp.greater(xg[..., 1], xg[..., 0]).view(np.uint8) if p == 2 else \
-            xp.greater(xg[..., 1], xg[..., 0]).astype(np.uint8)
-        for k in range(2, p):
-            v = xg[..., k]
-            idx = xp.where(v > y, np.uint8(k), idx)
-            xp.maximum(y, v, out=y)
+        y = xp.empty(xg.shape[:-1], dtype=x.dtype)
+        # which piece won: a bool for 2 pieces, else uint8 (ties go to the first piece)
+        idx = None
+        if self.recording:
+            idx = xp.empty(y.shape, dtype=bool if p == 2 else np.uint8)
+
+        def work(lo, hi):
+            xs, ys = xg[lo:hi], y[lo:hi]
+            xp.maximum(xs[..., 0], xs[..., 1], out=ys)
+            if idx is None:
+                for k in range(2, p):
+                    xp.maximum(ys, xs[..., k], out=ys)
+                return
+            ids = idx[lo:hi]
+            if p == 2:
+                xp.greater(xs[..., 1], xs[..., 0], out=ids)
+                return
+            ids[...] = 0
+            for k in range(2, p):
+                xp.maximum(ys, xs[..., k], out=ys)
+            for k in range(p - 1, -1, -1):  # first winning piece last, so it stays
+                xp.copyto(ids, np.uint8(k), where=xs[..., k] == ys)
+        if x.ndim > 1:
+            backend.batch_parallel(work, x.shape[0], xp)
+        else:
+            work(0, None)
         self.idx = idx
         return y
 
@@ -141,8 +169,19 @@ class Maxout(Function):
         if p == 1:
             return gy.reshape(self.x_shape)
         g = xp.empty(gy.shape + (p,), dtype=gy.dtype)
-        for k in range(p):
-            xp.multiply(gy, self.idx == k, out=g[..., k])
+
+        def work(lo, hi):
+            gs, gys, ids = g[lo:hi], gy[lo:hi], self.idx[lo:hi]
+            if p == 2:
+                xp.multiply(gys, ~ids, out=gs[..., 0])
+                xp.multiply(gys, ids, out=gs[..., 1])
+                return
+            for k in range(p):
+                xp.multiply(gys, ids == k, out=gs[..., k])
+        if gy.ndim > 0:
+            backend.batch_parallel(work, gy.shape[0], xp)
+        else:
+            work(0, None)
         return g.reshape(self.x_shape)
 
 
