@@ -228,7 +228,11 @@ class Function:
         inputs = [x if isinstance(x, Tensor) else as_tensor(x) for x in inputs]
         arrays = [x.data for x in inputs]
         if backend._cupy is not None:
-            backend.get_array_module(*arrays, names=[f"{type(self).__name__} input {i}" for i in range(len(arrays))])
+            try:
+                backend.get_array_module(*arrays)
+            except backend.DeviceError:
+                names = [f"{type(self).__name__} input {i}" for i in range(len(arrays))]
+                backend.get_array_module(*arrays, names=names)
         record = _grad_enabled and any(x.requires_grad for x in inputs)
         # ops may skip saving what only backward needs when nothing is recorded
         self.recording = record

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ def _read_bytes(path):
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
             raise DataError(f"{path}: corrupted or truncated gzip data ({e}); download the file again") from None
     return raw
 

@@ -121,14 +121,15 @@ def _load_states(modules, arrays, prefix, path):
 
 
 def _finite(loss_value, params):
+    """Loss and all gradients finite? One reduction and one scalar read for all gradients
+    (a NaN or inf anywhere makes the float64 total non-finite)."""
     if not math.isfinite(loss_value):
         return False
-    for p in params:
-        if p.grad is not None:
-            xp = backend.get_array_module(p.grad)
-            if not bool(xp.isfinite(p.grad).all()):
-                return False
-    return True
+    sums = [p.grad.sum(dtype=np.float64) for p in params if p.grad is not None]
+    if not sums:
+        return True
+    xp = backend.get_array_module(*sums)
+    return math.isfinite(float(xp.stack(sums).sum()))
 
 
 def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path=None, resume=False,

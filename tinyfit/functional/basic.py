@@ -82,6 +82,22 @@ class Div(Function):
         return ga, gb
 
 
+class Scale(Function):
+    """a * c + d for Python numbers c, d (no array is made for the constants)."""
+    def __init__(self, c=1.0, d=0.0):
+        self.c, self.d = c, d
+
+    def forward(self, a):
+        t = a.dtype.type
+        y = a * t(self.c) if self.c != 1 else a.copy()
+        if self.d:
+            y += t(self.d)
+        return y
+
+    def backward(self, gy):
+        return gy * gy.dtype.type(self.c) if self.c != 1 else gy
+
+
 class Neg(Function):
     def forward(self, a):
         return -a
@@ -237,9 +253,8 @@ class Max(Function):
         axes = _norm_axis(self.axis, len(self.in_shape))
         keep_shape = tuple(self.in_shape[i] for i in range(len(self.in_shape)) if i not in axes)
         red = int(np.prod([self.in_shape[i] for i in axes]))
-        g = xp.zeros(keep_shape + (red,), dtype=gy.dtype)
-        xp.put_along_axis(g, self.arg[..., None], gy.reshape(keep_shape + (1,)), axis=-1)
-        g = g.reshape(tuple(self.in_shape[i] for i in self.perm))
+        onehot = xp.arange(red) == self.arg[..., None]
+        g = (onehot * gy.reshape(keep_shape + (1,))).reshape(tuple(self.in_shape[i] for i in self.perm))
         return g.transpose(np.argsort(self.perm))
 
 
@@ -309,10 +324,38 @@ class Linear(Function):
 
 
 # ---- user-facing functions ------------------------------------------------
-def add(a, b): return Add()(*_pair(a, b))
-def sub(a, b): return Sub()(*_pair(a, b))
-def mul(a, b): return Mul()(*_pair(a, b))
-def div(a, b): return Div()(*_pair(a, b))
+def _num(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def add(a, b):
+    if isinstance(a, Tensor) and _num(b):
+        return Scale(1.0, b)(a)
+    if isinstance(b, Tensor) and _num(a):
+        return Scale(1.0, a)(b)
+    return Add()(*_pair(a, b))
+
+
+def sub(a, b):
+    if isinstance(a, Tensor) and _num(b):
+        return Scale(1.0, -b)(a)
+    if isinstance(b, Tensor) and _num(a):
+        return Scale(-1.0, a)(b)
+    return Sub()(*_pair(a, b))
+
+
+def mul(a, b):
+    if isinstance(a, Tensor) and _num(b):
+        return Scale(b)(a)
+    if isinstance(b, Tensor) and _num(a):
+        return Scale(a)(b)
+    return Mul()(*_pair(a, b))
+
+
+def div(a, b):
+    if isinstance(a, Tensor) and _num(b):
+        return Scale(1.0 / b)(a)
+    return Div()(*_pair(a, b))
 def neg(a): return Neg()(a)
 def pow(a, c):
     if isinstance(c, Tensor):
