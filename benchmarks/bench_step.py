@@ -213,6 +213,45 @@ def import_seconds(reps=5):
                                                   check=True).stdout) for _ in range(reps))
 
 
+def count_transfers(batch, steps=10):
+    """Host<->device copies per training step on CUDA, counted by wrapping CuPy's transfer
+    entry points, for a loop that logs the loss and the batch error like tinyfit.training.fit."""
+    import cupy
+    from tinyfit.training import _finite
+    counts = {"to_host": 0, "to_device": 0}
+    saved = {}
+
+    def wrap(owner, name, kind, only_host_args=False):
+        orig = getattr(owner, name)
+        saved[(owner, name)] = orig
+
+        def f(*args, **kw):
+            if not only_host_args or (args and isinstance(args[0], np.ndarray)):
+                counts[kind] += 1
+            return orig(*args, **kw)
+        setattr(owner, name, f)
+    net = TinyfitNet("student", batch, "cuda")
+    net.step()
+    for name in ("get", "item", "__float__", "__int__", "__bool__"):
+        wrap(cupy.ndarray, name, "to_host")
+    for name in ("asarray", "array"):
+        wrap(cupy, name, "to_device", only_host_args=True)
+    try:
+        for _ in range(steps):
+            net.opt.zero_grad()
+            out = net.model(tf.Tensor(net.x))
+            loss = F.cross_entropy(out, net.y)
+            loss.backward()
+            lv = float(loss.data)  # the logged loss
+            _finite(lv, net.opt.params)
+            float((out.data.argmax(axis=1) != net.y).mean())  # the logged batch error
+            net.opt.step()
+    finally:
+        for (owner, name), orig in saved.items():
+            setattr(owner, name, orig)
+    return {k: v / steps for k, v in counts.items()}
+
+
 def profile_table(which, batch, device, steps=10):
     from tinyfit.profiler import profile
     net = TinyfitNet(which, batch, device)
@@ -239,6 +278,8 @@ def main(argv=None):
     p.add_argument("--nets", default="student,teacher")
     a = p.parse_args(argv)
     device = backend.check_device(a.device)
+    # measured first, in a fresh process, so that nothing imported here can affect it
+    rss = peak_rss_mb() if device == "cpu" else None
     torch_ok = False
     if a.compare_torch:
         try:
@@ -270,8 +311,12 @@ def main(argv=None):
                       + (f"   torch {row['torch_ms']:8.1f} ms   ratio {row['ratio']:.2f}" if "ratio" in row else ""),
                       flush=True)
     result = {"device": device, "gemm_peak_gflops": peak, "rows": rows}
+    if device == "cuda":
+        result["transfers_per_step"] = count_transfers(a.batch[0])
+        print(f"host<->device copies per student training step (3 logged scalars expected): "
+              f"{result['transfers_per_step']}")
     if device == "cpu":
-        result["peak_rss_mb_200_student_steps"] = peak_rss_mb()
+        result["peak_rss_mb_200_student_steps"] = rss
         result["import_seconds"] = import_seconds()
         print(f"peak RSS of 200 student steps (batch 128): {result['peak_rss_mb_200_student_steps']:.0f} MB; "
               f"import tinyfit: {result['import_seconds']:.3f} s")

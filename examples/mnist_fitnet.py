@@ -59,6 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--pieces", choices=["code", "paper"], default="code")
     p.add_argument("--pooling", choices=["ceil", "floor"], default="ceil")
     p.add_argument("--tau", type=float, default=3.0)
+    p.add_argument("--lambda-final", type=float, default=0.0,
+                   help="value the KD weight decays to (official code: 0; the paper's text: 1)")
     p.add_argument("--init", choices=["auto", "code", "glorot"], default="auto",
                    help="weight init: 'code' = the official U(-0.005, 0.005) (slow to start: made for 50K "
                         "examples and hundreds of epochs), 'glorot' = Glorot uniform; 'auto' = code with "
@@ -78,6 +80,8 @@ def parse_args(argv=None):
         p.error(f"--batch-size must be positive, got {a.batch_size}")
     if a.tau <= 0:
         p.error(f"--tau must be > 0, got {a.tau}")
+    if not 0 <= a.lambda_final <= 4:
+        p.error(f"--lambda-final must be in [0, 4] (lambda starts at 4), got {a.lambda_final}")
     return a
 
 
@@ -122,7 +126,7 @@ def main(argv=None):
     fit = lambda n: FitConfig(epochs=n, batch_size=a.batch_size, patience=budget["patience"])
     rms = lambda n: StageSpec("rmsprop", 0.0005, fit=fit(n))
     E = budget["student"]
-    schedule = LinearDecay(4.0, 0.0, min(5, E), max(min(5, E), round(0.3 * E)))
+    schedule = LinearDecay(4.0, a.lambda_final, min(5, E), max(min(5, E), round(0.3 * E)))
     init = a.init if a.init != "auto" else ("code" if a.data_dir else "glorot")
     winit = 0.005 if init == "code" else "glorot"
     print(f"init: {init} ({'U(-0.005, 0.005)' if init == 'code' else 'Glorot uniform'})", flush=True)
@@ -219,7 +223,7 @@ def main(argv=None):
         print(f"{r['method']:32s} {r['parameters']:8,d} {100 * r['best_val_error']:11.2f}% "
               f"{100 * r['test_error']:8.2f}% {r['epochs']:6d} {r['seconds']:6.0f}s")
     print(f"total {total:.0f}s; command: python examples/mnist_fitnet.py {' '.join(argv or sys.argv[1:])}")
-    info = dict(seed=a.seed, device=device, init=init, data=source, split=split.describe(), total_seconds=round(total, 1),
+    info = dict(seed=a.seed, device=device, init=init, lambda_schedule=vars(schedule), data=source, split=split.describe(), total_seconds=round(total, 1),
                 tinyfit=tinyfit.__version__, pieces=a.pieces, pooling=a.pooling, tau=a.tau, results=results)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(info, f, indent=2)

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import shutil
 import tempfile
-import urllib.request
 import zlib
 from dataclasses import dataclass
 
@@ -122,6 +121,7 @@ def _sha256(path):
 def download_mnist(cache_dir, mirror=MNIST_MIRROR, files=None, timeout=60):
     """Fetch the four MNIST archives into ``cache_dir`` (skipping verified ones), check each
     file's SHA-256 and return ``cache_dir``. A file with the wrong hash is deleted and reported."""
+    import urllib.request  # only here: it is slow to import
     files = files or MNIST_FILES
     os.makedirs(cache_dir, exist_ok=True)
     for name, digest in files.values():

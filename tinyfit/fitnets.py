@@ -101,16 +101,7 @@ def error_rate(model, x, y, batch_size=1000):
 
 def teacher_outputs(teacher, x, until=None, batch_size=500):
     """The frozen teacher's output (or layer ``until``'s maps) for every example, in eval mode."""
-    was = teacher.training
-    teacher.eval()
-    out = []
-    try:
-        with no_grad():
-            for i in range(0, len(x), batch_size):
-                out.append(teacher(Tensor(x[i:i + batch_size]), until=until).data)
-    finally:
-        teacher.train(was)
-    return backend.get_array_module(*out).concatenate(out, axis=0)
+    return logits(teacher, x, batch_size, until)
 
 
 def _use_rng(model, rng):

@@ -314,8 +314,9 @@ def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **k
     return Regressor(g, h, pieces=pieces, **kw)
 
 
-def logits(model, x, batch_size=1000):
-    """Run ``model`` in eval mode over array ``x`` in batches; returns the output array."""
+def logits(model, x, batch_size=1000, until=None):
+    """Run ``model`` in eval mode, without a graph, over array ``x`` in batches; returns the
+    output array (or layer ``until``'s output, for a Sequential)."""
     from .autograd import no_grad
     was = model.training
     model.eval()
@@ -323,7 +324,8 @@ def logits(model, x, batch_size=1000):
     try:
         with no_grad():
             for i in range(0, len(x), batch_size):
-                out.append(model(Tensor(x[i:i + batch_size])).data)
+                xb = Tensor(x[i:i + batch_size])
+                out.append((model(xb) if until is None else model(xb, until=until)).data)
     finally:
         model.train(was)
     xp = backend.get_array_module(*out)
