@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tinyfit.functional as F
-from tinyfit import Tensor, gradcheck
+from tinyfit import gradcheck
 from helpers import T, arr, np_
 
 seeds = st.integers(0, 2 ** 32 - 1)

@@ -166,3 +166,16 @@ def test_gradcheck_catches_a_wrong_gradient():
 def test_gradcheck_demands_float64():
     with pytest.raises(ValueError, match="float64"):
         gradcheck(F.exp, [T(np.ones(3, np.float32))])
+
+
+@given(shape=shapes, seed=seeds, c=st.floats(-3, 3).filter(lambda v: abs(v) > 0.1))
+def test_ops_with_python_scalars(device, shape, seed, c):
+    rng = np.random.default_rng(seed)
+    a = np.abs(arr(rng, shape)) + 0.5
+    ta = T(a, device)
+    cases = [(lambda x: x * c, a * c), (lambda x: c * x, c * a), (lambda x: x + c, a + c),
+             (lambda x: c + x, c + a), (lambda x: x - c, a - c), (lambda x: c - x, c - a),
+             (lambda x: x / c, a / c), (lambda x: c / x, c / a)]
+    for f, ref in cases:
+        np.testing.assert_allclose(np_(f(ta)), ref, rtol=1e-12)
+        assert gradcheck(f, [ta])

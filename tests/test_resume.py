@@ -66,6 +66,9 @@ def test_crash_during_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypa
     arrays, meta = load_archive(path, "checkpoint")
     assert meta["epoch"] == 1 and np.array_equal(arrays["w"], np.arange(3.0))
     assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):

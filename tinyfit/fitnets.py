@@ -8,7 +8,6 @@ the data are not augmented.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from . import backend
 from . import functional as F
 from .autograd import Tensor, no_grad
-from .nn import Dropout, Module, Regressor, logits, make_regressor
+from .nn import Dropout, Module, logits
 from .optim import SGD, Adam, RMSProp
 from .training import FitConfig, fit
 

@@ -9,7 +9,6 @@ checkpoint so that the result is bit-identical to an uninterrupted run.
 """
 from __future__ import annotations
 
-import json
 import math
 import signal
 import sys
@@ -21,7 +20,6 @@ import numpy as np
 
 from . import backend
 from .checkpoint import CheckpointError, load_archive, save_archive
-from .data import batches
 
 __all__ = ["FitConfig", "FitResult", "NonFiniteError", "fit", "Progress"]
 
