@@ -16,14 +16,15 @@ from tiny import spec, tiny_data, tiny_student, tiny_teacher  # noqa: E402
 
 
 def kill_after(kill_at):
-    """From now on, count optimiser steps; SIGKILL this process right after step ``kill_at`` (> 0)."""
+    """From now on, count optimiser steps; right after step |kill_at| send this process
+    SIGKILL (kill_at > 0) or SIGINT, as Ctrl-C does (kill_at < 0)."""
     step = optim.Optimizer.step
 
     def killing_step(self):
         step(self)
         STEPS[0] += 1
-        if STEPS[0] == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if STEPS[0] == abs(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL if kill_at > 0 else signal.SIGINT)
     optim.Optimizer.step = killing_step
 
 
@@ -69,4 +70,7 @@ STEPS = [0]  # optimiser steps taken by the stage under test in this process
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    try:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from tinyfit import checkpoint
 from tinyfit.checkpoint import CheckpointError, load_archive, load_model, save_archive, save_model
@@ -38,6 +39,19 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, stage):
     assert sorted(fa.files) == sorted(fb.files)
     for k in fa.files:
         assert np.array_equal(fa[k], fb[k]), f"{stage}: parameter {k} differs after resume"
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary_and_resume_matches(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run("backprop", a, 0).returncode == 0
+    r = _run("backprop", b, -6)  # SIGINT after step 6 (epoch 2, step 2)
+    assert r.returncode == 130, r.stderr
+    _, meta = load_archive(str(b / "ckpt.npz"), "checkpoint")
+    assert (meta["state"]["epoch"], meta["state"]["step"]) == (2, 2)
+    assert _run("backprop", b, 0).returncode == 0
+    assert (b / "steps.txt").read_text() == "6"
+    fa, fb = np.load(a / "final.npz"), np.load(b / "final.npz")
+    assert all(np.array_equal(fa[k], fb[k]) for k in fa.files)
 
 
 def test_same_seed_gives_identical_weights_and_other_seeds_differ():
@@ -124,3 +138,29 @@ def test_exported_student_loads_and_predicts_with_numpy_alone(tmp_path):
             "print(sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'cupy', 'mlxtend', 'tqdm')))")
     r = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True)
     assert r.stdout.splitlines()[1] == "[]"
+
+
+@given(st.binary(max_size=400))
+def test_random_bytes_only_raise_checkpoint_error(tmp_path_factory, blob):
+    p = tmp_path_factory.mktemp("fz") / "c.npz"
+    p.write_bytes(blob)
+    with pytest.raises(CheckpointError):
+        load_archive(str(p), "checkpoint")
+
+
+@given(pos=st.integers(0, 10 ** 6), val=st.integers(0, 255), cut=st.integers(0, 10 ** 6))
+def test_mutated_checkpoints_raise_checkpoint_error_or_load_intact(tmp_path_factory, pos, val, cut):
+    d = tmp_path_factory.mktemp("mut")
+    good = d / "good.npz"
+    save_archive(str(good), {"w": np.arange(50.0)}, {"epoch": 3}, "checkpoint")
+    raw = bytearray(good.read_bytes())
+    raw[pos % len(raw)] = val
+    raw = bytes(raw[: len(raw) - cut % len(raw)])
+    p = d / "bad.npz"
+    p.write_bytes(raw)
+    try:
+        arrays, meta = load_archive(str(p), "checkpoint")
+    except CheckpointError:
+        return
+    # zip entries carry CRCs: whatever loads must be what was written
+    assert meta["epoch"] == 3 and np.array_equal(arrays["w"], np.arange(50.0))
