@@ -164,3 +164,23 @@ def test_mutated_checkpoints_raise_checkpoint_error_or_load_intact(tmp_path_fact
         return
     # zip entries carry CRCs: whatever loads must be what was written
     assert meta["epoch"] == 3 and np.array_equal(arrays["w"], np.arange(50.0))
+
+
+def test_resume_refuses_other_settings_and_architectures(tmp_path):
+    from tinyfit.nn import Flatten, Linear, Sequential
+    data = tiny_data()
+    ck = str(tmp_path / "c.npz")
+    train_backprop(tiny_student(np.random.default_rng(0)), data, spec(1), np.random.default_rng(0),
+                   ckpt_path=ck, progress=False)
+    other = spec(2)
+    other.fit.batch_size = 8
+    with pytest.raises(CheckpointError, match="batch_size=16, this run has batch_size=8"):
+        train_backprop(tiny_student(np.random.default_rng(0)), data, other, np.random.default_rng(0),
+                       ckpt_path=ck, resume=True, progress=False)
+    wrong = Sequential([("flat", Flatten()), ("y", Linear(64, 3))])
+    with pytest.raises(CheckpointError, match=r"does not match module 'model'.*unexpected: h0\.conv\.W.*y\.W: expected \(64, 3\), got \(4, 3\)"):
+        train_backprop(wrong, data, spec(2), np.random.default_rng(0), ckpt_path=ck, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="checkpoint of stage 'backprop', expected 'kd'"):
+        from tinyfit.fitnets import Constant, train_kd
+        train_kd(tiny_student(np.random.default_rng(0)), data, spec(2), np.random.default_rng(0),
+                 np.zeros((64, 3), np.float32), Constant(1.0), ckpt_path=ck, resume=True, progress=False)

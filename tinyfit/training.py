@@ -10,6 +10,7 @@ checkpoint so that the result is bit-identical to an uninterrupted run.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -150,19 +151,29 @@ def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path
     st = dict(epoch=1, step=0, best_val=math.inf, best_epoch=0, bad_epochs=0, history=[], seconds=0.0)
     perm = None
     best = _states(modules)
-    if resume and ckpt_path is not None:
-        import os
-        if os.path.exists(ckpt_path):
-            arrays, m = load_archive(ckpt_path, "checkpoint")
-            if m.get("stage") != stage:
-                raise CheckpointError(f"{ckpt_path}: checkpoint of stage {m.get('stage')!r}, expected {stage!r}")
+    if resume and ckpt_path is not None and os.path.exists(ckpt_path):
+        arrays, m = load_archive(ckpt_path, "checkpoint")
+        if m.get("stage") != stage:
+            raise CheckpointError(f"{ckpt_path}: checkpoint of stage {m.get('stage')!r}, expected {stage!r}")
+        try:
+            old = m["config"]["fit"]
+            for k in ("batch_size", "drop_last"):
+                if old[k] != getattr(cfg, k):
+                    raise CheckpointError(
+                        f"{ckpt_path}: the checkpoint was trained with {k}={old[k]!r}, this run has "
+                        f"{k}={getattr(cfg, k)!r}; resume with the same setting or start a new run directory")
             _load_states(modules, arrays, "model", ckpt_path)
             best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
             optimizer.load_state_dict({"hyper": m["optimizer"],
                                        "slots": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
             rng.bit_generator.state = m["rng"]
-            st = m["state"]
-            perm = arrays.get("perm")
+            st = {k: m["state"][k] for k in st}
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"{ckpt_path}: incomplete or inconsistent checkpoint: "
+                                  f"{type(e).__name__}: {e}") from None
+        perm = arrays.get("perm")
 
     def save(epoch, step, perm_now):
         if ckpt_path is None:
