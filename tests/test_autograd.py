@@ -117,3 +117,18 @@ def test_env_var_chooses_default_device(monkeypatch):
     monkeypatch.setenv("TINYFIT_DEVICE", "tpu")
     with pytest.raises(backend.DeviceError, match="tpu"):
         backend.default_device()
+
+
+def test_mixed_device_error_path_without_a_gpu(monkeypatch):
+    """The mixed-device check, exercised with a stand-in for CuPy's array type."""
+    class FakeGPUArray(np.ndarray):
+        pass
+
+    class FakeCupy:
+        ndarray = FakeGPUArray
+    monkeypatch.setattr(backend, "_cupy", FakeCupy)
+    a = Tensor(np.ones(3))
+    b = Tensor(np.ones(3).view(FakeGPUArray))
+    assert b.device == "cuda" and a.device == "cpu"
+    with pytest.raises(backend.DeviceError, match=r"Mul input 0 on cpu, Mul input 1 on cuda.*\.to\('cuda'\)"):
+        a * b
