@@ -38,7 +38,7 @@ STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4}
 # student budget, as 150 of the official code's 500 epochs
 BUDGETS = {
     "full": dict(teacher=500, student=500, hints=500, patience=100),
-    "default": dict(teacher=30, student=60, hints=30, patience=1000),
+    "default": dict(teacher=25, student=50, hints=25, patience=1000),
     "quick": dict(teacher=1, student=2, hints=1, patience=1000),
 }
 
