@@ -57,6 +57,49 @@ def conv_flops(model, batch):
     return flops
 
 
+def gemm_floor(which, batch, reps=5):
+    """Milliseconds of the GEMMs alone of one training step at the im2col shapes:
+    forward col @ W, weight gradient col.T @ gy, input gradient gy @ W[i, j]^T per kernel
+    offset (none for the first layer), each timed on random arrays (CPU)."""
+    model = (mnist_student if which == "student" else mnist_teacher)()
+    h = w = 28
+    c = 1
+    tot = {"forward": 0.0, "weight grad": 0.0, "input grad": 0.0}
+
+    def med(f):
+        f()
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+    first = True
+    for name in model.layer_names:
+        cfg = getattr(model[name], "config", {})
+        if type(model[name]).__name__ != "MaxoutConv2d":
+            continue
+        k, p, o = cfg["kernel"], cfg["pad"], cfg["channels"] * cfg["pieces"]
+        oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+        m = batch * oh * ow
+        rng = np.random.default_rng(0)
+        col = rng.random((m, k * k * c), dtype=np.float32)
+        W = rng.random((k * k * c, o), dtype=np.float32)
+        gy = rng.random((m, o), dtype=np.float32)
+        Wt = rng.random((k * k, o, c), dtype=np.float32)
+        buf = np.empty((m, c), np.float32)
+        tot["forward"] += med(lambda: col @ W)
+        tot["weight grad"] += med(lambda: col.T @ gy)
+        if not first:
+            tot["input grad"] += med(lambda: [np.matmul(gy, Wt[i], out=buf) for i in range(k * k)])
+        first = False
+        c, h, w = cfg["channels"], oh, ow
+        if cfg["pool"]:
+            h = F.pool_output_size(h, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
+            w = F.pool_output_size(w, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
+    return {k: 1000 * v for k, v in tot.items()}
+
+
 def gemm_peak(device, n=2048, reps=5):
     xp = backend._cupy if device == "cuda" else np
     a = xp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
@@ -276,6 +319,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=7, help="alternating repetitions (median taken)")
     p.add_argument("--steps", type=int, default=5, help="calls timed per repetition")
     p.add_argument("--nets", default="student,teacher")
+    p.add_argument("--gemm-floor", action="store_true", help="also time the GEMMs alone (CPU)")
     a = p.parse_args(argv)
     device = backend.check_device(a.device)
     # measured first, in a fresh process, so that nothing imported here can affect it
@@ -320,6 +364,13 @@ def main(argv=None):
         result["import_seconds"] = import_seconds()
         print(f"peak RSS of 200 student steps (batch 128): {result['peak_rss_mb_200_student_steps']:.0f} MB; "
               f"import tinyfit: {result['import_seconds']:.3f} s")
+    if a.gemm_floor and device == "cpu":
+        result["gemm_floor_ms"] = {}
+        for which in a.nets.split(","):
+            fl = gemm_floor(which, a.batch[0])
+            result["gemm_floor_ms"][which] = fl
+            print(f"GEMMs alone, {which} training step: " + ", ".join(f"{k} {v:.1f} ms" for k, v in fl.items())
+                  + f"; total {sum(fl.values()):.1f} ms")
     if a.profile:
         for which in a.nets.split(","):
             print(f"\nprofile: {which}, batch {a.batch[0]}, per training step\n" +

@@ -155,8 +155,9 @@ def main(argv=None):
                    best_val_error=res["best_val_error"], test_error=err, epochs=res["epochs"],
                    seconds=res["seconds"])
         results.append(row)
+        where = f"at epoch {res['best_epoch']}" if res["epochs"] else "of the loaded model"
         print(f"{method}: test error {100 * err:.2f}% (best validation {100 * res['best_val_error']:.2f}% "
-              f"at epoch {res['best_epoch']})", flush=True)
+              f"{where})", flush=True)
 
     # --- teacher -----------------------------------------------------------------
     if a.teacher:
