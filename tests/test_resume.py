@@ -184,3 +184,18 @@ def test_resume_refuses_other_settings_and_architectures(tmp_path):
         from tinyfit.fitnets import Constant, train_kd
         train_kd(tiny_student(np.random.default_rng(0)), data, spec(2), np.random.default_rng(0),
                  np.zeros((64, 3), np.float32), Constant(1.0), ckpt_path=ck, resume=True, progress=False)
+
+
+def test_weights_do_not_depend_on_the_number_of_threads(monkeypatch):
+    from tinyfit import backend
+    from tiny import tiny_teacher
+    from tinyfit.fitnets import train_teacher
+    data = tiny_data()
+    runs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(backend, "_threads", threads)
+        m = tiny_teacher(np.random.default_rng(0))
+        train_teacher(m, data, spec(2, "sgd", 0.1), np.random.default_rng(0), progress=False)
+        runs.append(m.state_dict())
+    for other in runs[1:]:
+        assert all(np.array_equal(runs[0][k], other[k]) for k in runs[0])
