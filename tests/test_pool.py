@@ -93,3 +93,12 @@ def test_maxout_tie_sends_gradient_to_first_piece():
 def test_maxout_pieces_must_divide_channels():
     with pytest.raises(ValueError, match="5 channels.*pieces=2"):
         F.maxout(T(np.ones((2, 5))), 2)
+
+
+def test_padded_pool_whose_padded_size_equals_the_input_size():
+    # pad 1 with a 2x2 window, stride 3, on a 2x2 input: the padded buffer is 2x2 too
+    x = T(np.array([[[[1.0], [2.0]], [[3.0], [4.0]]]]))
+    y = F.max_pool2d(x, 2, 3, pad=1)
+    assert np_(y).ravel().tolist() == [1.0]
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.ravel(), [1, 0, 0, 0])
