@@ -138,7 +138,7 @@ def main(argv=None):
         """Train a stage, or on --resume take its finished model; returns the model."""
         path = os.path.join(a.out, f"{stage}.model.npz")
         if a.resume and os.path.exists(path):
-            model = load_model(path).to(device) if device != "cpu" else load_model(path)
+            model = load_model(path).to(device)
             _, meta = load_archive(path, "model")
             res = meta["extra"]["result"]
             print(f"{stage}: finished earlier, loaded {path}", flush=True)
@@ -161,8 +161,7 @@ def main(argv=None):
 
     # --- teacher -----------------------------------------------------------------
     if a.teacher:
-        teacher = load_model(a.teacher)
-        teacher = teacher.to(device) if device != "cpu" else teacher
+        teacher = load_model(a.teacher).to(device)
         val = error_rate(teacher, data.x_val, data.y_val)
         record("teacher", teacher, dict(best_val_error=val, best_epoch=0, epochs=0, seconds=0.0))
     else:
@@ -201,8 +200,7 @@ def main(argv=None):
         val_hints = teacher_outputs(teacher, data.x_val, until=TEACHER_HINT)
         stage1_path = os.path.join(a.out, "stage1.model.npz")
         if a.resume and os.path.exists(stage1_path):
-            s1 = load_model(stage1_path)
-            s1 = s1.to(device) if device != "cpu" else s1
+            s1 = load_model(stage1_path).to(device)
             stage1_seconds = load_archive(stage1_path, "model")[1]["extra"]["result"]["seconds"]
             print(f"stage1: finished earlier, loaded {stage1_path}", flush=True)
         else:

@@ -54,8 +54,8 @@ def _pad(x, pad, xp):
 def im2col(x, kh, kw, stride=1, pad=0):
     """x (N, H, W, C) -> col (N*OH*OW, kh*kw*C), rows ordered (n, oh, ow), columns (i, j, c).
 
-    The windows are a strided view of x (no copy); one reshape copies them into
-    the column matrix, with contiguous runs of kw*C values when stride is 1.
+    The windows are a strided view of x (no copy), copied into the column matrix
+    in one pass per batch chunk (contiguous runs of kw*C values when stride is 1).
     """
     xp = backend.get_array_module(x)
     OH, OW = _check(x.shape, kh, kw, stride, pad)
