@@ -256,30 +256,51 @@ def import_seconds(reps=5):
                                                   check=True).stdout) for _ in range(reps))
 
 
+class TransferCounter:
+    """Counts calls of wrapped methods and functions, outermost calls only: CuPy's
+    ``__float__``, ``item`` and ``__bool__`` call ``get()`` inside, which is one copy, not two.
+
+    wrap(owner, name, kind, only_host_args): count ``owner.name`` calls under ``kind``
+    (with only_host_args, only calls whose first argument is a NumPy array). Use as a
+    context manager; the originals are restored on exit."""
+    def __init__(self):
+        self.counts, self._saved, self._depth = {}, {}, 0
+
+    def wrap(self, owner, name, kind, only_host_args=False):
+        orig = getattr(owner, name)
+        self._saved[(owner, name)] = orig
+        self.counts.setdefault(kind, 0)
+
+        def f(*args, **kw):
+            if self._depth == 0 and (not only_host_args or (args and isinstance(args[0], np.ndarray))):
+                self.counts[kind] += 1
+            self._depth += 1
+            try:
+                return orig(*args, **kw)
+            finally:
+                self._depth -= 1
+        setattr(owner, name, f)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for (owner, name), orig in self._saved.items():
+            setattr(owner, name, orig)
+
+
 def count_transfers(batch, steps=10):
     """Host<->device copies per training step on CUDA, counted by wrapping CuPy's transfer
     entry points, for a loop that logs the loss and the batch error like tinyfit.training.fit."""
     import cupy
     from tinyfit.training import _finite
-    counts = {"to_host": 0, "to_device": 0}
-    saved = {}
-
-    def wrap(owner, name, kind, only_host_args=False):
-        orig = getattr(owner, name)
-        saved[(owner, name)] = orig
-
-        def f(*args, **kw):
-            if not only_host_args or (args and isinstance(args[0], np.ndarray)):
-                counts[kind] += 1
-            return orig(*args, **kw)
-        setattr(owner, name, f)
     net = TinyfitNet("student", batch, "cuda")
     net.step()
-    for name in ("get", "item", "__float__", "__int__", "__bool__"):
-        wrap(cupy.ndarray, name, "to_host")
-    for name in ("asarray", "array"):
-        wrap(cupy, name, "to_device", only_host_args=True)
-    try:
+    with TransferCounter() as tc:
+        for name in ("get", "item", "__float__", "__int__", "__bool__"):
+            tc.wrap(cupy.ndarray, name, "to_host")
+        for name in ("asarray", "array"):
+            tc.wrap(cupy, name, "to_device", only_host_args=True)
         for _ in range(steps):
             net.opt.zero_grad()
             out = net.model(tf.Tensor(net.x))
@@ -289,10 +310,7 @@ def count_transfers(batch, steps=10):
             _finite(lv, net.opt.params)
             float((out.data.argmax(axis=1) != net.y).mean())  # the logged batch error
             net.opt.step()
-    finally:
-        for (owner, name), orig in saved.items():
-            setattr(owner, name, orig)
-    return {k: v / steps for k, v in counts.items()}
+    return {k: v / steps for k, v in tc.counts.items()}
 
 
 def profile_table(which, batch, device, steps=10):

@@ -60,3 +60,39 @@ def test_dropout_rate_is_about_p():
     y = F.dropout(x, 0.3, rng=np.random.default_rng(1)).data
     assert abs((y == 0).mean() - 0.3) < 0.01
     assert y.dtype == np.float32
+
+
+def test_dropout_on_a_device_reuses_one_generator_and_follows_the_host_rng(monkeypatch):
+    """On CuPy, dropout masks come from one device generator made once and reseeded from the
+    stage's host generator per call (stand-in device module; the real one runs in test_parity)."""
+    from tinyfit import random as R
+
+    made = []
+
+    class FakeRandomState:
+        def __init__(self, seed, method=None):
+            made.append(method)
+            self.rng = None
+
+        def seed(self, s):
+            self.rng = np.random.default_rng(s)
+
+        def random_sample(self, shape, dtype):
+            return self.rng.random(shape, dtype=dtype)
+
+    class FakeXp:
+        class random:
+            RandomState = FakeRandomState
+
+        class cuda:
+            class curand:
+                CURAND_RNG_PSEUDO_PHILOX4_32_10 = "philox"
+    monkeypatch.setattr(R, "_device_generators", {})
+    draws = []
+    for _ in range(2):
+        host = np.random.default_rng(7)
+        draws.append([R.uniform_like(host, FakeXp, (3, 4), np.float32) for _ in range(4)])
+    assert made == ["philox"]  # one generator for all eight calls
+    for a, b in zip(*draws):   # same host state -> same samples (what exact resume needs)
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+    assert not np.array_equal(draws[0][0], draws[0][1])

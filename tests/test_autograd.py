@@ -132,3 +132,23 @@ def test_mixed_device_error_path_without_a_gpu(monkeypatch):
     assert b.device == "cuda" and a.device == "cpu"
     with pytest.raises(backend.DeviceError, match=r"Mul input 0 on cpu, Mul input 1 on cuda.*\.to\('cuda'\)"):
         a * b
+
+
+def test_numpy_scalar_with_a_device_tensor_stays_on_its_device(monkeypatch):
+    """NumPy 2 scalars have a .device attribute; they must still follow the tensor's device."""
+    class FakeGPUArray(np.ndarray):
+        pass
+
+    class FakeCupy:
+        ndarray = FakeGPUArray
+
+        @staticmethod
+        def asarray(a, dtype=None):
+            return np.asarray(a, dtype=dtype).view(FakeGPUArray)
+    monkeypatch.setattr(backend, "_cupy", FakeCupy)
+    b = Tensor(np.full(3, 4.0, np.float32).view(FakeGPUArray))
+    for scalar in (np.float32(2), np.float64(2), 2.0, 2, np.array(2.0)):
+        y = scalar / b
+        assert y.device == "cuda" and y.dtype == np.float32, type(scalar)
+        np.testing.assert_allclose(np.asarray(y.data), 0.5)
+        assert (b - scalar).device == "cuda"

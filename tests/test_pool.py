@@ -13,32 +13,40 @@ seeds = st.integers(0, 2 ** 32 - 1)
 
 
 def pool_reference(x, k, s, pad, ceil_mode):
-    """Loop max pooling; windows are clipped to the input (padding never wins)."""
+    """Loop max pooling; windows are clipped to the input (padding never wins).
+    k and s are ints or (rows, cols) pairs."""
     N, H, W, C = x.shape
+    (kh, kw), (sh, sw) = [(v, v) if np.isscalar(v) else tuple(v) for v in (k, s)]
 
-    def out(n):
+    def out(n, k, s):
         span = n + 2 * pad - k
         o = (math.ceil(span / s) if ceil_mode else span // s) + 1
         if ceil_mode and (o - 1) * s >= n + pad:
             o -= 1
         return o
-    OH, OW = out(H), out(W)
+    OH, OW = out(H, kh, sh), out(W, kw, sw)
     y = np.empty((N, OH, OW, C))
     for oh in range(OH):
         for ow in range(OW):
-            h0, w0 = oh * s - pad, ow * s - pad
-            win = x[:, max(h0, 0):min(h0 + k, H), max(w0, 0):min(w0 + k, W), :]
+            h0, w0 = oh * sh - pad, ow * sw - pad
+            win = x[:, max(h0, 0):min(h0 + kh, H), max(w0, 0):min(w0 + kw, W), :]
             y[:, oh, ow, :] = win.max(axis=(1, 2))
     return y
 
 
 @st.composite
 def pool_cases(draw):
-    k = draw(st.integers(1, 4))
-    s = draw(st.integers(1, 4))
-    pad = draw(st.integers(0, k // 2))
-    H = draw(st.integers(max(1, k - 2 * pad), 9))
-    W = draw(st.integers(max(1, k - 2 * pad), 9))
+    """Square or not: windows and strides are drawn per axis (one axis may overlap, the other not)."""
+    square = draw(st.booleans())
+    kh = draw(st.integers(1, 4))
+    kw = kh if square else draw(st.integers(1, 4))
+    sh = draw(st.integers(1, 4))
+    sw = sh if square else draw(st.integers(1, 4))
+    pad = draw(st.integers(0, min(kh, kw) // 2))
+    H = draw(st.integers(max(1, kh - 2 * pad), 9))
+    W = draw(st.integers(max(1, kw - 2 * pad), 9))
+    k = kh if square else (kh, kw)
+    s = sh if square else (sh, sw)
     return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 3)), H=H, W=W, k=k, s=s, pad=pad,
                 ceil=draw(st.booleans()))
 
@@ -51,6 +59,52 @@ def test_max_pool2d_matches_reference_and_gradcheck(device, case, seed, nonconti
     tx = T(x, device)
     f = lambda x: F.max_pool2d(x, c["k"], c["s"], c["pad"], c["ceil"])
     np.testing.assert_array_equal(np_(f(tx)), pool_reference(x, c["k"], c["s"], c["pad"], c["ceil"]))
+    assert gradcheck(f, [tx])
+
+
+@given(k=st.integers(16, 20), s=st.integers(1, 3), seed=seeds)
+def test_pool_windows_of_more_than_256_positions(device, k, s, seed):
+    """Winner indices need more than 8 bits here (e.g. max_pool2d(x, 17, 3))."""
+    rng = np.random.default_rng(seed)
+    H = k + rng.integers(0, 5)
+    x = arr(rng, (1, H, H, 2), False, tie_free=True)
+    tx = T(x, device)
+    f = lambda x: F.max_pool2d(x, k, s)
+    np.testing.assert_array_equal(np_(f(tx)), pool_reference(x, k, s, 0, False))
+    f(tx).sum().backward()
+    g = np_(tx.grad) if device == "cpu" else tx.grad.get()
+    # every output sends its gradient to the input that holds its window's maximum
+    ref = np.zeros_like(x)
+    y = pool_reference(x, k, s, 0, False)
+    for oh in range(y.shape[1]):
+        for ow in range(y.shape[2]):
+            for c in range(2):
+                win = x[0, oh * s:oh * s + k, ow * s:ow * s + k, c]
+                i, j = np.unravel_index(np.argmax(win), win.shape)
+                ref[0, oh * s + i, ow * s + j, c] += 1
+    np.testing.assert_array_equal(g, ref)
+    assert gradcheck(f, [tx])
+
+
+@pytest.mark.parametrize("k,s,n,pad,size", [
+    (4, 2, 9, 0, 4),    # last window hangs one past the edge
+    (4, 2, 10, 0, 4),   # last window ends exactly at the edge
+    (3, 2, 6, 1, 4),    # last window starts at the last input row, ends in the padding
+    (2, 2, 5, 0, 3),
+    (2, 2, 3, 1, 2),    # a third window would start in the right padding: dropped
+    (3, 3, 7, 1, 3),
+])
+def test_ceil_mode_boundary(device, k, s, n, pad, size):
+    """The last ceil-mode window starts exactly at the padded edge, or would start in the right
+    padding and is dropped: sizes, values and gradients against the loop reference."""
+    rng = np.random.default_rng(n * 10 + k)
+    x = arr(rng, (2, n, n, 2), False, tie_free=True)
+    tx = T(x, device)
+    f = lambda x: F.max_pool2d(x, k, s, pad, True)
+    ref = pool_reference(x, k, s, pad, True)
+    assert F.pool_output_size(n, k, s, pad, True) == size
+    assert f(tx).shape == ref.shape == (2, size, size, 2)
+    np.testing.assert_array_equal(np_(f(tx)), ref)
     assert gradcheck(f, [tx])
 
 
@@ -82,6 +136,25 @@ def test_maxout_matches_reference_and_gradcheck(device, pieces, groups, lead, se
     ref = x.reshape(tuple(lead) + (groups, pieces)).max(axis=-1)
     np.testing.assert_array_equal(np_(F.maxout(tx, pieces)), ref)
     assert gradcheck(lambda x: F.maxout(x, pieces), [tx])
+
+
+@given(pieces=st.integers(257, 300), seed=seeds)
+def test_maxout_with_more_than_256_pieces(device, pieces, seed):
+    rng = np.random.default_rng(seed)
+    x = arr(rng, (2, 2 * pieces), False, tie_free=True)
+    tx = T(x, device)
+    np.testing.assert_array_equal(np_(F.maxout(tx, pieces)), x.reshape(2, 2, pieces).max(axis=-1))
+    F.maxout(tx, pieces).sum().backward()
+    g = np_(tx.grad) if device == "cpu" else tx.grad.get()
+    ref = (x.reshape(2, 2, pieces) == x.reshape(2, 2, pieces).max(axis=-1, keepdims=True)).reshape(x.shape)
+    np.testing.assert_array_equal(g, ref.astype(g.dtype))
+    assert gradcheck(lambda x: F.maxout(x, pieces), [tx])
+
+
+def test_index_dtype_follows_the_count():
+    from tinyfit.functional.pool import index_dtype
+    assert [index_dtype(n) for n in (2, 256, 257, 65536, 65537)] == \
+        [np.uint8, np.uint8, np.uint16, np.uint16, np.uint32]
 
 
 def test_maxout_tie_sends_gradient_to_first_piece():

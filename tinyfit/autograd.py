@@ -200,7 +200,8 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     """
     if isinstance(x, Tensor):
         return x
-    if like is not None and np.ndim(x) == 0 and not hasattr(x, "device"):
+    # host scalars follow ``like`` (a .device attribute proves nothing: NumPy 2's scalars have one)
+    if like is not None and np.ndim(x) == 0 and backend.device_of(x) == "cpu":
         xp = backend.get_array_module(like.data)
         return Tensor(xp.asarray(x, dtype=like.dtype))
     return Tensor(x)

@@ -35,10 +35,28 @@ def set_state(state: dict, rng: np.random.Generator | None = None) -> None:
     (rng or _rng).bit_generator.state = state
 
 
+_device_generators = {}
+
+
+def _device_generator(xp):
+    """One cuRAND Philox generator per device array module, made once: Philox's state is a
+    key and a counter, so reseeding it per call is cheap (XORWOW, CuPy's default, sets
+    up per-thread state on every new seed, tens of milliseconds)."""
+    gen = _device_generators.get(xp)
+    if gen is None:
+        gen = _device_generators[xp] = xp.random.RandomState(
+            0, method=xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+    return gen
+
+
 def uniform_like(rng, xp, shape, dtype):
-    """U[0, 1) samples of ``shape`` on the device of ``xp``, drawn deterministically from ``rng``."""
+    """U[0, 1) samples of ``shape`` on the device of ``xp``, drawn deterministically from ``rng``.
+
+    On the GPU one host draw from ``rng`` seeds the device generator, so the samples depend
+    only on ``rng``'s state (checkpointed with the stage: resume stays exact) and no samples
+    are copied from the host."""
     if xp is np:
         return rng.random(shape, dtype=dtype)
-    # one host draw seeds a device generator: no host->device copy of the samples
-    dev = xp.random.default_rng(int(rng.integers(2 ** 63)))
-    return dev.random(shape, dtype=dtype)
+    gen = _device_generator(xp)
+    gen.seed(int(rng.integers(2 ** 63)))
+    return gen.random_sample(shape, dtype=dtype)

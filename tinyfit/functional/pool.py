@@ -1,7 +1,7 @@
 """Max pooling (any window and stride, floor or ceil mode) and maxout, channels-last.
 
-Both keep, per output element, the index of the winning input (uint8) so the
-backward pass sends each gradient to exactly one input, the first maximum in
+Both keep, per output element, the index of the winning input (the smallest unsigned
+integer type that holds the window size or piece count) so the backward pass sends each gradient to exactly one input, the first maximum in
 scan order, which is the correct subgradient at ties.
 """
 from __future__ import annotations
@@ -14,6 +14,14 @@ from .. import backend
 from ..autograd import Function
 
 __all__ = ["max_pool2d", "maxout", "pool_output_size"]
+
+
+def index_dtype(n):
+    """Smallest unsigned integer dtype that holds the indices 0 .. n-1."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if n - 1 <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise ValueError(f"{n} window positions or pieces is too many (at most 2**32)")
 
 
 def pool_output_size(size, k, stride, pad=0, ceil_mode=False):
@@ -65,7 +73,7 @@ class MaxPool2d(Function):
             xpad = x
         he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
         y = xp.empty((N, OH, OW, C), dtype=x.dtype)
-        idx = xp.zeros((N, OH, OW, C), dtype=np.uint8) if self.recording else None
+        idx = xp.zeros((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
         offsets = [divmod(k, kw) for k in range(kh * kw)]
 
         def work(lo, hi):
@@ -79,8 +87,8 @@ class MaxPool2d(Function):
                 ids = idx[lo:hi]
                 for k in range(kh * kw - 1, 0, -1):
                     i, j = offsets[k]
-                    xp.copyto(ids, np.uint8(k), where=xs[:, i:i + he:sh, j:j + we:sw, :] == ys)
-                xp.copyto(ids, np.uint8(0), where=xs[:, 0:he:sh, 0:we:sw, :] == ys)
+                    xp.copyto(ids, ids.dtype.type(k), where=xs[:, i:i + he:sh, j:j + we:sw, :] == ys)
+                xp.copyto(ids, ids.dtype.type(0), where=xs[:, 0:he:sh, 0:we:sw, :] == ys)
         backend.batch_parallel(work, N, xp)
         self.idx, self.x_shape, self.pad_shape = idx, x.shape, (N, Hp, Wp, C)
         return y
@@ -135,10 +143,10 @@ class Maxout(Function):
             self.idx = None
             return xg[..., 0].copy()
         y = xp.empty(xg.shape[:-1], dtype=x.dtype)
-        # which piece won: a bool for 2 pieces, else uint8 (ties go to the first piece)
+        # which piece won: a bool for 2 pieces, else an index (ties go to the first piece)
         idx = None
         if self.recording:
-            idx = xp.empty(y.shape, dtype=bool if p == 2 else np.uint8)
+            idx = xp.empty(y.shape, dtype=bool if p == 2 else index_dtype(p))
 
         def work(lo, hi):
             xs, ys = xg[lo:hi], y[lo:hi]
@@ -155,7 +163,7 @@ class Maxout(Function):
             for k in range(2, p):
                 xp.maximum(ys, xs[..., k], out=ys)
             for k in range(p - 1, -1, -1):  # first winning piece last, so it stays
-                xp.copyto(ids, np.uint8(k), where=xs[..., k] == ys)
+                xp.copyto(ids, ids.dtype.type(k), where=xs[..., k] == ys)
         if x.ndim > 1:
             backend.batch_parallel(work, x.shape[0], xp)
         else:
