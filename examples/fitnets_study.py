@@ -1,0 +1,94 @@
+"""The FitNets study on MNIST: what hints do, measured over seeds.
+
+    python examples/fitnets_study.py init      # official U(-0.005, 0.005) vs Glorot init, 3 methods
+    python examples/fitnets_study.py depth     # 3/5/7/9 conv layers at equal multiplications (paper Fig. 2)
+    python examples/fitnets_study.py curves    # per-epoch loss and validation error of the 3 methods
+    python examples/fitnets_study.py depth --quick      # smoke run, under a minute
+
+Every experiment shares one teacher (trained once into --out/teacher, or --teacher PATH) and
+trains each student run into its own folder under --out/EXPERIMENT; --resume skips finished
+runs and continues an interrupted one. Prints mean and standard deviation over --seeds and a
+paired comparison of every two methods; writes results.json, results.csv, summary.txt and (with
+matplotlib: pip install 'tinyfit[plot]') EXPERIMENT.png.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+import tinyfit  # noqa: E402
+from mnist_fitnet import add_common_args, check_common_args, load_data  # noqa: E402
+from tinyfit import backend, data as D  # noqa: E402
+from tinyfit.checkpoint import CheckpointError  # noqa: E402
+from tinyfit.pipeline import BUDGETS, PipelineConfig  # noqa: E402
+from tinyfit.study import DEPTHS, EXPERIMENTS, STUDY_BUDGETS, depth_students, format_summary, run_study  # noqa: E402
+from tinyfit.training import NonFiniteError  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", choices=EXPERIMENTS)
+    add_common_args(p, os.path.join("runs", "study"))
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--epochs", type=int, help="epoch budget of every student (stage 1: half)")
+    p.add_argument("--init", choices=["code", "glorot"], default="code",
+                   help="students' init for depth and curves (init compares both)")
+    p.add_argument("--depths", default=",".join(map(str, DEPTHS)), help="conv layers of the depth students")
+    a = p.parse_args(argv)
+    try:
+        a.seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+        a.depths = [int(d) for d in a.depths.split(",") if d.strip()]
+    except ValueError:
+        p.error(f"--seeds and --depths take comma-separated integers, e.g. --seeds 0,1,2; got {a.seeds!r}, "
+                f"{a.depths!r}")
+    if not a.seeds or len(set(a.seeds)) != len(a.seeds) or min(a.seeds) < 0:
+        p.error(f"--seeds must be distinct non-negative integers, got {a.seeds}")
+    if not a.depths or min(a.depths) < 3:
+        p.error(f"--depths must be integers >= 3, got {a.depths}")
+    if a.epochs is not None and a.epochs <= 0:
+        p.error(f"--epochs must be positive, got {a.epochs}")
+    check_common_args(p, a)
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    a.device = backend.check_device(a.device or backend.default_device())
+    data, source = load_data(a)
+    budget = BUDGETS["quick"] if a.quick else BUDGETS["full"] if a.data_dir else STUDY_BUDGETS[a.experiment]
+    if a.epochs:
+        budget = budget.with_epochs(a.epochs)
+        budget = type(budget)(teacher=STUDY_BUDGETS[a.experiment].teacher if not (a.quick or a.data_dir)
+                              else budget.teacher, student=budget.student, hints=budget.hints,
+                              patience=budget.patience)
+    cfg = PipelineConfig(budget=budget, batch_size=a.batch_size, tau=a.tau, lambda_final=a.lambda_final,
+                         init=a.init, teacher_init="code" if a.data_dir else "glorot", device=a.device,
+                         progress=not a.no_progress)
+    if a.experiment == "depth":
+        for n, w, mult in depth_students(a.depths):
+            print(f"depth {n}: {n} maxout conv layers of {w} channels x 2 pieces, {mult:,} multiplications "
+                  f"per example", flush=True)
+    log = lambda *m: print(*m, flush=True)  # noqa: E731
+    command = "python examples/fitnets_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    info = run_study(a.experiment, data, a.out, cfg, a.seeds, a.teacher, a.resume, a.depths, log,
+                     info={"data": source, "command": command})
+    print("\n" + format_summary(info["summary"], a.experiment))
+    print(f"total {info['total_seconds']:.0f}s; command: {command}")
+    exp_dir = os.path.join(a.out, a.experiment)
+    print(f"results: {exp_dir}/results.json, results.csv, summary.txt"
+          + (f", {info['figure']}" if "figure" in info else " (pip install 'tinyfit[plot]' for the figure)"))
+    return info
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (D.DataError, CheckpointError, NonFiniteError, ValueError, tinyfit.DeviceError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the current run's checkpoint was saved; rerun with --resume to continue")

@@ -1,0 +1,175 @@
+"""The study's wiring: depth students' cost and layer placement, run plans, seeds, the paired
+comparison, the fixed full-MNIST split, and --quick studies with --resume (not the numbers)."""
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tinyfit import data as D
+from tinyfit.models import (TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided,
+                            thin_student)
+from tinyfit.nn import make_regressor
+from tinyfit.pipeline import METHODS, Budget, PipelineConfig
+from tinyfit.study import DEPTHS, compare, depth_students, plan, summarize
+from test_data import write_mnist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_example(name):
+    import sys
+    sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, "..", "examples", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_multiplications_counts_conv_and_linear_layers():
+    # the MNIST student by hand: conv output positions x kernel x in x out maps, plus the softmax
+    by_hand = (24 * 24 * 25 * 1 * 32 + 22 * 22 * 9 * 16 * 32 + 12 * 12 * 25 * 16 * 32 + 10 * 10 * 9 * 16 * 32
+               + 8 * 8 * 9 * 16 * 48 + 6 * 6 * 9 * 12 * 48 + 108 * 10)
+    assert multiplications(mnist_student()) == by_hand == 5_625_144
+
+
+def test_depth_students_cost_the_same_within_15_percent():
+    target = multiplications(mnist_student())
+    rows = depth_students()
+    assert [n for n, _, _ in rows] == list(DEPTHS)
+    for n, width, mult in rows:
+        model = thin_student(n, width, rng=np.random.default_rng(0))
+        assert multiplications(model) == mult
+        assert abs(mult - target) <= 0.15 * target, (n, width, mult)
+        convs = [name for name in model.layer_names if name.startswith("h")]
+        assert len(convs) == n and model.layer_names[-1] == "y"
+
+
+@pytest.mark.parametrize("n", DEPTHS)
+def test_guided_layer_in_the_middle_and_hint_at_the_teachers_middle(n):
+    teacher = mnist_teacher(rng=np.random.default_rng(0))
+    convs = [m for m in teacher.layer_names if m.startswith("h")]
+    assert TEACHER_HINT == convs[len(convs) // 2]  # h1 of h0, h1, h2
+    student = thin_student(n, 8, rng=np.random.default_rng(0))
+    g = thin_guided(n)
+    assert student.layer_names.index(g) == (n - 1) // 2  # the middle conv layer (0-based)
+    reg = make_regressor(student, g, teacher, TEACHER_HINT, (28, 28, 1), pieces=2)
+    assert reg.guided_shape == (6, 6, 8) and reg.hint_shape == (4, 4, 48) and reg.kernel == 3
+
+
+def test_plans_have_distinct_runs_and_check_their_arguments():
+    for exp, n in (("init", 2 * 3 * 3), ("depth", 4 * 3 * 3), ("curves", 3 * 3)):
+        runs = plan(exp, [0, 1, 2])
+        assert len(runs) == n and len({r.name for r in runs}) == n
+        assert {r.method for r in runs} == set(METHODS)
+    assert {r.init for r in plan("init", [0])} == {"code", "glorot"}
+    with pytest.raises(ValueError, match="distinct"):
+        plan("init", [0, 0])
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        plan("width", [0])
+
+
+def test_seeds_and_architectures_get_distinct_random_streams():
+    draws = {}
+    for seed in (0, 1):
+        for stage in ("backprop", "kd", "stage1", "fitnet"):
+            for key in ((), (3,), (5,)):
+                draws[(seed, stage, key)] = PipelineConfig(seed=seed).rng(stage, key).random()
+    assert len(set(draws.values())) == len(draws)
+    # the same seed and stage give the same stream: runs are reproducible
+    assert PipelineConfig(seed=1).rng("kd", (3,)).random() == draws[(1, "kd", (3,))]
+
+
+def test_paired_comparison():
+    tie = compare("a", {0: .02, 1: .03, 2: .01}, "b", {0: .03, 1: .02, 2: .02})
+    assert tie["verdict"] == "tie" and tie["a_wins"] == 2 and tie["b_wins"] == 1
+    real = compare("a", {0: .010, 1: .020, 2: .030}, "b", {0: .020, 1: .031, 2: .039})
+    assert real["verdict"] == "a better" and real["a_wins"] == 3
+    assert abs(real["mean_diff"] + 0.01) < 1e-12
+    assert compare("a", {0: .5}, "b", {0: .1})["verdict"] == "tie"  # one seed: no spread, no claim
+    rows = [dict(cell="c", method=m, seed=s, test_error=e) for m, es in
+            (("backprop", (.1, .2)), ("kd", (.3, .4))) for s, e in enumerate(es)]
+    s = summarize(rows)["c"]
+    assert s["methods"]["backprop"]["mean"] == pytest.approx(.15) and s["pairs"][0]["verdict"] == "backprop better"
+
+
+def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
+    parts, _ = write_mnist(str(tmp_path), n_train=30, n_test=5)
+    (x, y), (xt, yt) = D.load_mnist_idx(str(tmp_path))
+    s = D.paper_split(x, y, xt, yt, n_val=10)
+    np.testing.assert_array_equal(s.y_train, parts["train_labels"][:20])
+    np.testing.assert_array_equal(s.y_val, parts["train_labels"][20:])
+    np.testing.assert_array_equal(s.y_test, parts["test_labels"])
+    with pytest.raises(D.DataError, match="cannot hold out 30"):
+        D.paper_split(x, y, xt, yt, n_val=30)
+
+
+@pytest.mark.parametrize("experiment", ["init", "depth", "curves"])
+def test_quick_study_then_resume(experiment, tmp_path, capsys):
+    pytest.importorskip("mlxtend")
+    study = load_example("fitnets_study")
+    out = str(tmp_path / "study")
+    args = [experiment, "--quick", "--seeds", "0,1", "--out", out, "--no-progress"]
+    info = study.main(args)
+    rows = info["results"]
+    runs = plan(experiment, [0, 1])
+    assert [r["run"] for r in rows] == [r.name for r in runs]
+    for r in rows:
+        assert 0 <= r["test_error"] <= 1 and r["history"]
+    # seeds are distinct runs: different initial weights give different training losses
+    by_seed = {s: [r["history"][0]["train_loss"] for r in rows if r["seed"] == s] for s in (0, 1)}
+    assert by_seed[0] != by_seed[1]
+    exp_dir = os.path.join(out, experiment)
+    saved = json.load(open(os.path.join(exp_dir, "results.json")))
+    assert len(saved["results"]) == len(runs) and saved["summary"]
+    text = capsys.readouterr().out
+    assert "paired over 2 seeds" in text and "mean test err" in text
+    if experiment == "depth":
+        assert "5 maxout conv layers" in text and "multiplications per example" in text
+    try:
+        import matplotlib  # noqa: F401
+        assert os.path.getsize(os.path.join(exp_dir, f"{experiment}.png")) > 1000
+    except ImportError:
+        pass
+    # --resume skips every finished run; a run whose result file is lost comes back from its
+    # finished stages and checkpoints without training again
+    os.remove(os.path.join(exp_dir, runs[-1].name, "result.json"))
+    stamps = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+              for d, _, files in os.walk(out) for f in files if f.endswith(".npz")}
+    again = study.main(args + ["--resume"])
+    text = capsys.readouterr().out
+    assert text.count("finished earlier") >= len(runs)
+    assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in rows]
+    # nothing was trained: no model or checkpoint file was written again
+    assert stamps == {p: os.stat(p).st_mtime_ns for p in stamps}
+
+
+def test_study_and_example_reject_bad_output_folders_and_seeds(capsys):
+    study = load_example("fitnets_study")
+    ex = load_example("mnist_fitnet")
+    for parse, extra in ((study.parse_args, ["init"]), (ex.parse_args, [])):
+        with pytest.raises(SystemExit):
+            parse(extra + ["--out", "/dev/null"])
+        assert "--out /dev/null: exists and is not a folder" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            parse(extra + ["--out", "/dev/null/run"])
+        assert "--out /dev/null/run" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--seed", "-1"])
+    assert "--seed must be an integer in [0, 2**63)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--seed", str(2 ** 64)])
+    assert "--seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        study.parse_args(["init", "--seeds", "1,1"])
+    assert "--seeds must be distinct" in capsys.readouterr().err
+
+
+def test_pipeline_config_checks_its_arguments():
+    with pytest.raises(ValueError, match="init must be 'code'"):
+        PipelineConfig(init="he")
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        PipelineConfig(seed=-3)
+    with pytest.raises(ValueError, match="budget student must be a positive integer"):
+        Budget(teacher=1, student=0, hints=1)

@@ -1,0 +1,216 @@
+"""The FitNets study: experiments made of independent student runs after one shared teacher.
+
+Experiments (``EXPERIMENTS``):
+
+* ``init``: backprop, KD and FitNets students from the official U(-0.005, 0.005) init and
+  from Glorot init. Are hints an optimisation aid, and what do they add once optimisation is easy?
+* ``depth``: the paper's Fig. 2 protocol in miniature: thin maxout students with 3, 5, 7 and 9
+  conv layers at about the MNIST student's multiplications per example, each trained by the
+  three methods (guided layer in the middle of the student, hint at the teacher's middle).
+* ``curves``: the MNIST student's three methods, per-epoch training loss and validation error.
+
+Each run (experiment cell x method x seed) trains into its own folder ``<out>/<experiment>/<run>``
+and writes ``result.json`` when it is done; ``resume=True`` skips finished runs and continues
+interrupted ones from their checkpoints. Results are summarised as mean and standard deviation
+over seeds, and every pair of methods is compared seed by seed (``compare``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+
+from .files import atomic_write
+from .models import mnist_student, multiplications, thin_guided, thin_student, thin_width
+from .pipeline import (BUDGETS, METHOD_NAMES, METHODS, Budget, StudentSpec, get_teacher,
+                       mnist_student_spec, train_student, write_results)
+
+__all__ = ["EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "plan", "depth_students", "run_study", "summarize",
+           "compare", "format_summary"]
+
+EXPERIMENTS = ("init", "depth", "curves")
+DEPTHS = (3, 5, 7, 9)
+# epoch budgets on the embedded digits, sized for 2 cores (README: measured wall times)
+STUDY_BUDGETS = {
+    "init": Budget(teacher=15, student=30, hints=15),
+    "depth": Budget(teacher=15, student=25, hints=12),
+    "curves": BUDGETS["default"],
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One student run of a study: its experiment cell, method and seed."""
+    experiment: str
+    method: str
+    seed: int
+    init: str = "code"
+    depth: int = 0          # 0: the paper's MNIST student; else thin_student(depth, width)
+    width: int = 0
+
+    @property
+    def cell(self):
+        """The experiment cell (what the methods are compared within)."""
+        return f"depth {self.depth}" if self.depth else f"init {self.init}"
+
+    @property
+    def name(self):
+        return (f"depth{self.depth}" if self.depth else f"init-{self.init}") + f"/seed{self.seed}/{self.method}"
+
+    def student(self, pieces="code", pooling="ceil"):
+        if not self.depth:
+            return mnist_student_spec(pieces, pooling)
+        n, w = self.depth, self.width
+        return StudentSpec(lambda init, rng: thin_student(n, w, init=init, rng=rng), thin_guided(n), key=(n,),
+                           name=f"thin student, {n} conv layers of {w} channels")
+
+
+def depth_students(depths=DEPTHS):
+    """[(depth, width, multiplications)] at about the MNIST student's multiplications."""
+    target = multiplications(mnist_student())
+    return [(n,) + thin_width(n, target) for n in depths]
+
+
+def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
+    """The runs of ``experiment``, in the order they are trained."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+    if experiment == "init":
+        return [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds for m in methods]
+    if experiment == "depth":
+        return [Run("depth", m, s, init, n, w) for n, w, _ in depth_students(depths) for s in seeds for m in methods]
+    return [Run("curves", m, s, init) for s in seeds for m in methods]
+
+
+def _load_result(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, resume=False, depths=DEPTHS,
+              log=print, info=None, figure=True):
+    """Train every run of ``experiment`` (after the shared teacher in ``<out>/teacher``) and
+    write ``<out>/<experiment>/results.json``, ``results.csv``, ``summary.txt`` and, with
+    matplotlib, ``<experiment>.png``. ``cfg`` gives the budget, device and the init of the
+    depth and curves experiments (its seed is replaced by each run's). Returns the info dict."""
+    t0 = time.perf_counter()
+    runs = plan(experiment, list(seeds), cfg.init, depths)
+    teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, resume, log)
+    exp_dir = os.path.join(out, experiment)
+    rows = []
+    for i, run in enumerate(runs, 1):
+        run_dir = os.path.join(exp_dir, run.name)
+        done = _load_result(os.path.join(run_dir, "result.json")) if resume else None
+        if done is not None:
+            log(f"[{i}/{len(runs)}] {run.name}: finished earlier")
+            rows.append(done)
+            continue
+        log(f"[{i}/{len(runs)}] {run.name}")
+        rcfg = replace(cfg, seed=run.seed, init=run.init)
+        model, row = train_student(run.method, data, teacher, run_dir, rcfg, run.student(cfg.pieces, cfg.pooling),
+                                   resume, log)
+        row = dict(row, experiment=experiment, cell=run.cell, run=run.name, **{k: v for k, v in asdict(run).items()
+                                                                               if k != "experiment"})
+        row["multiplications"] = multiplications(model)
+        atomic_write(os.path.join(run_dir, "result.json"), json.dumps(row, indent=2))
+        rows.append(row)
+    summary = summarize(rows)
+    info = dict(info or {}, experiment=experiment, seeds=list(seeds), split=data.describe(),
+                budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row,
+                summary=summary, total_seconds=round(time.perf_counter() - t0, 1))
+    write_results(exp_dir, info, rows)
+    text = format_summary(summary, experiment)
+    atomic_write(os.path.join(exp_dir, "summary.txt"), text + "\n")
+    if figure:
+        from . import plots
+        if plots.available():
+            info["figure"] = _figure(experiment, rows, summary, os.path.join(exp_dir, f"{experiment}.png"),
+                                     data.describe(), len(seeds))
+    info["results"] = rows
+    return info
+
+
+def summarize(rows):
+    """{cell: {"methods": {method: {mean, sd, n, per_seed}}, "pairs": [comparison]}} of test errors."""
+    cells = {}
+    for r in rows:
+        cells.setdefault(r["cell"], {}).setdefault(_method_key(r), {})[r["seed"]] = r["test_error"]
+    out = {}
+    for cell, by_method in cells.items():
+        methods = [m for m in METHODS if m in by_method]
+        stats = {}
+        for m in methods:
+            v = [by_method[m][s] for s in sorted(by_method[m])]
+            stats[m] = dict(mean=statistics.mean(v), sd=statistics.stdev(v) if len(v) > 1 else float("nan"),
+                            n=len(v), per_seed={str(s): by_method[m][s] for s in sorted(by_method[m])})
+        pairs = [compare(a, by_method[a], b, by_method[b]) for i, a in enumerate(methods) for b in methods[i + 1:]]
+        out[cell] = dict(methods=stats, pairs=pairs)
+    return out
+
+
+def _method_key(row):
+    """'backprop' / 'kd' / 'fitnet' from a study row (which also carries the display name)."""
+    return next(m for m in METHODS if row["method"] in (m, METHOD_NAMES[m]))
+
+
+def compare(a, errs_a, b, errs_b):
+    """Paired comparison of two methods' test errors over the seeds both ran.
+
+    d = err_a - err_b per seed. The difference is called real ('a better' / 'b better') only
+    when |mean d| exceeds the standard deviation of d over seeds, the seed-to-seed spread of
+    the difference itself; otherwise it is a tie. Also counts the seeds where each wins."""
+    seeds = sorted(set(errs_a) & set(errs_b))
+    d = [errs_a[s] - errs_b[s] for s in seeds]
+    mean = statistics.mean(d) if d else float("nan")
+    sd = statistics.stdev(d) if len(d) > 1 else float("nan")
+    if len(d) < 2 or math.isnan(sd) or abs(mean) <= sd:
+        verdict = "tie"
+    else:
+        verdict = f"{a} better" if mean < 0 else f"{b} better"
+    return dict(a=a, b=b, n=len(d), mean_diff=mean, sd_diff=sd, a_wins=sum(x < 0 for x in d),
+                b_wins=sum(x > 0 for x in d), verdict=verdict)
+
+
+def format_summary(summary, experiment=""):
+    """The tables the study prints: per cell, mean +- sd of the test error per method with every
+    seed's value, then the paired comparisons."""
+    lines = []
+    for cell, s in summary.items():
+        lines.append(f"{experiment + ': ' if experiment else ''}{cell}")
+        lines.append(f"  {'method':30s} {'mean test err':>13s} {'sd':>6s}   per seed")
+        for m, st in s["methods"].items():
+            per = ", ".join(f"{100 * v:.2f}" for v in st["per_seed"].values())
+            lines.append(f"  {METHOD_NAMES[m]:30s} {100 * st['mean']:12.2f}% {100 * st['sd']:5.2f}%   {per}")
+        for p in s["pairs"]:
+            lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} +- {100 * p['sd_diff']:.2f} points "
+                         f"(paired over {p['n']} seeds; {p['a']} lower in {p['a_wins']}, {p['b']} lower in "
+                         f"{p['b_wins']}): {p['verdict']}")
+    return "\n".join(lines)
+
+
+def _figure(experiment, rows, summary, path, split, n_seeds):
+    from . import plots
+    title = f"{experiment}: {split}, {n_seeds} seeds (bars/lines: mean, whiskers: 1 sd, dots: seeds)"
+    if experiment == "init":
+        groups = []
+        for cell in ("init code", "init glorot"):
+            if cell in summary:
+                label = {"init code": "U(-0.005, 0.005)\n(official code)", "init glorot": "Glorot"}[cell]
+                groups.append((label, {m: [100 * v for v in st["per_seed"].values()]
+                                       for m, st in summary[cell]["methods"].items()}))
+        return plots.grouped_errors(groups, path, title)
+    if experiment == "depth":
+        cells = sorted(summary, key=lambda c: int(c.split()[1]))
+        depths = [int(c.split()[1]) for c in cells]
+        by_method = {m: [[100 * v for v in summary[c]["methods"][m]["per_seed"].values()] for c in cells]
+                     for m in METHODS if all(m in summary[c]["methods"] for c in cells)}
+        return plots.errors_by_depth(depths, by_method, path, title)
+    return plots.curves(rows, path, title=f"curves: {split}, {n_seeds} seeds")
