@@ -39,6 +39,22 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, stage):
     assert sorted(fa.files) == sorted(fb.files)
     for k in fa.files:
         assert np.array_equal(fa[k], fb[k]), f"{stage}: parameter {k} differs after resume"
+    assert_same_final_state(a / "ckpt.npz", b / "ckpt.npz", stage)
+
+
+def assert_same_final_state(path_a, path_b, stage):
+    """The last checkpoint holds the last weights (not only the best ones, which on a small
+    problem may be epoch 1's), the optimiser's slots and the generator state: all must match."""
+    arr_a, meta_a = load_archive(str(path_a), "checkpoint")
+    arr_b, meta_b = load_archive(str(path_b), "checkpoint")
+    assert sorted(arr_a) == sorted(arr_b)
+    assert any(k.startswith("model/") for k in arr_a) and any(k.startswith("optim/") for k in arr_a)
+    for k in arr_a:
+        assert np.array_equal(arr_a[k], arr_b[k]), f"{stage}: checkpoint array {k} differs after resume"
+    assert meta_a["rng"] == meta_b["rng"], f"{stage}: generator state differs after resume"
+    assert meta_a["optimizer"] == meta_b["optimizer"]
+    keep = lambda st: {k: v for k, v in st.items() if k != "seconds"}  # noqa: E731
+    assert keep(meta_a["state"]) == keep(meta_b["state"])
 
 
 def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary_and_resume_matches(tmp_path):
@@ -52,6 +68,7 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary_and_resume_matches(tmp_p
     assert (b / "steps.txt").read_text() == "6"
     fa, fb = np.load(a / "final.npz"), np.load(b / "final.npz")
     assert all(np.array_equal(fa[k], fb[k]) for k in fa.files)
+    assert_same_final_state(a / "ckpt.npz", b / "ckpt.npz", "backprop")
 
 
 def test_same_seed_gives_identical_weights_and_other_seeds_differ():

@@ -148,7 +148,10 @@ def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path
     cfg.check(n_train)
     params = optimizer.params
     xp = backend.get_array_module(params[0].data)
-    st = dict(epoch=1, step=0, best_val=math.inf, best_epoch=0, bad_epochs=0, history=[], seconds=0.0)
+    # sums: the interrupted epoch's running loss, error and step counts, so that its history
+    # line after a resume covers every step of the epoch
+    st = dict(epoch=1, step=0, best_val=math.inf, best_epoch=0, bad_epochs=0, history=[], seconds=0.0,
+              sums=[0.0, 0.0, 0, 0])
     perm = None
     best = _states(modules)
     if resume and ckpt_path is not None and os.path.exists(ckpt_path):
@@ -167,7 +170,7 @@ def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path
             optimizer.load_state_dict({"hyper": m["optimizer"],
                                        "slots": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
             rng.bit_generator.state = m["rng"]
-            st = {k: m["state"][k] for k in st}
+            st = {k: m["state"].get(k, st[k]) if k == "sums" else m["state"][k] for k in st}
         except (KeyError, TypeError, ValueError) as e:
             if isinstance(e, CheckpointError):
                 raise
@@ -207,10 +210,11 @@ def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path
             bar = Progress(stage, epoch, len(idx_list), progress)
             if bar.bar is not None and st["step"]:
                 bar.bar.update(st["step"])
-            tot_loss, tot_err, n_err, n_steps = 0.0, 0.0, 0, 0
+            tot_loss, tot_err, n_err, n_steps = st["sums"] if st["step"] else (0.0, 0.0, 0, 0)
             for step in range(st["step"], len(idx_list)):
                 if intr.flag:
                     st["seconds"] += time.perf_counter() - t0
+                    st["sums"] = [tot_loss, tot_err, n_err, n_steps]
                     save(epoch, step, order)
                     bar.close(f"{stage}: interrupted at epoch {epoch}, step {step}; checkpoint saved")
                     raise KeyboardInterrupt
@@ -234,6 +238,7 @@ def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path
                 if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(idx_list):
                     st["seconds"] += time.perf_counter() - t0
                     t0 = time.perf_counter()
+                    st["sums"] = [tot_loss, tot_err, n_err, n_steps]
                     save(epoch, step + 1, order)
             val = float(val_fn())
             st["seconds"] += time.perf_counter() - t0
@@ -251,6 +256,7 @@ def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path
                       + f", val {val:.4f} (best {st['best_val']:.4f} @ {st['best_epoch']})")
             epoch += 1
             st["step"] = 0
+            st["sums"] = [0.0, 0.0, 0, 0]
             perm = None
             save(epoch, 0, None)
     _load_states(modules, {f"best/{k}": v for k, v in best.items()}, "best", "best weights")
