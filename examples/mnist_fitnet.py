@@ -86,6 +86,8 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["auto", "code", "glorot"], default="auto",
                    help="the students' weight init: 'code' = the official U(-0.005, 0.005), 'glorot' = "
                         "Glorot uniform; 'auto' = code (see the README for why)")
+    p.add_argument("--export-onnx", action="store_true",
+                   help="also write every trained student as ONNX (<out>/<method>.onnx; needs tinyfit[onnx])")
     p.add_argument("--teacher-init", choices=["auto", "code", "glorot"], default="auto",
                    help="the teacher's init; 'auto' = code with --data-dir/--download, glorot on the embedded "
                         "5,000 digits (where U(-0.005, 0.005) leaves the teacher at chance)")
@@ -120,6 +122,11 @@ def main(argv=None):
     info = run_pipeline(data, a.out, cfg, a.methods, a.teacher, resume=a.resume, log=log,
                         info={"data": source, "command": "python examples/mnist_fitnet.py " +
                               " ".join(argv if argv is not None else sys.argv[1:])})
+    if a.export_onnx:
+        for m in a.methods:
+            path = tinyfit.export_onnx(tinyfit.load_model(os.path.join(a.out, f"{m}.model.npz")),
+                                       os.path.join(a.out, f"{m}.onnx"))
+            print(f"ONNX: {path}", flush=True)
     print("\n" + format_table(info["results"]))
     print(f"total {info['total_seconds']:.0f}s; command: {info['command']}")
     print(f"results: {os.path.join(a.out, 'results.json')}, {os.path.join(a.out, 'results.csv')}"
@@ -130,7 +137,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (D.DataError, CheckpointError, NonFiniteError, ValueError, tinyfit.DeviceError) as e:
+    except (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the checkpoint of the current stage was saved; rerun with --resume to continue")

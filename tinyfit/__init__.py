@@ -9,4 +9,10 @@ from . import nn, optim, data, models, fitnets, training, profiler
 
 __version__ = "0.1.0"
 
+
+def export_onnx(model, path, input_shape=None, softmax_temperature=None):
+    """Write a Sequential to ONNX (see tinyfit.onnx_export; needs the extra ``onnx``)."""
+    from .onnx_export import export_onnx as _export
+    return _export(model, path, input_shape, softmax_temperature)
+
 backend.tune_malloc()
