@@ -88,10 +88,11 @@ def gemm_floor(which, batch, reps=5):
         gy = rng.random((m, o), dtype=np.float32)
         Wt = rng.random((k * k, o, c), dtype=np.float32)
         buf = np.empty((m, c), np.float32)
-        tot["forward"] += med(lambda: col @ W)
-        tot["weight grad"] += med(lambda: col.T @ gy)
+        tot["forward"] += med(lambda col=col, W=W: col @ W)
+        tot["weight grad"] += med(lambda col=col, gy=gy: col.T @ gy)
         if not first:
-            tot["input grad"] += med(lambda: [np.matmul(gy, Wt[i], out=buf) for i in range(k * k)])
+            tot["input grad"] += med(lambda gy=gy, Wt=Wt, buf=buf, k=k: [np.matmul(gy, Wt[i], out=buf)
+                                                                       for i in range(k * k)])
         first = False
         c, h, w = cfg["channels"], oh, ow
         if cfg["pool"]:

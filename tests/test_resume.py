@@ -134,7 +134,8 @@ def test_checkpoint_from_another_architecture_lists_differences(tmp_path):
     save_model(path, mnist_student("code", rng=np.random.default_rng(0)))
     other = mnist_student("paper", rng=np.random.default_rng(0))
     arrays, _ = load_archive(path, "model")
-    with pytest.raises(ValueError, match=r"shape mismatch: h4\.conv\.W: expected \(3, 3, 16, 24\), got \(3, 3, 16, 48\)"):
+    with pytest.raises(ValueError,
+                       match=r"shape mismatch: h4\.conv\.W: expected \(3, 3, 16, 24\), got \(3, 3, 16, 48\)"):
         other.load_state_dict(arrays)
     arrays.pop("y.b")
     arrays["extra.W"] = np.zeros(1)
@@ -195,7 +196,8 @@ def test_resume_refuses_other_settings_and_architectures(tmp_path):
         train_backprop(tiny_student(np.random.default_rng(0)), data, other, np.random.default_rng(0),
                        ckpt_path=ck, resume=True, progress=False)
     wrong = Sequential([("flat", Flatten()), ("y", Linear(64, 3))])
-    with pytest.raises(CheckpointError, match=r"does not match module 'model'.*unexpected: h0\.conv\.W.*y\.W: expected \(64, 3\), got \(4, 3\)"):
+    with pytest.raises(CheckpointError, match=r"does not match module 'model'.*unexpected: h0\.conv\.W"
+                                              r".*y\.W: expected \(64, 3\), got \(4, 3\)"):
         train_backprop(wrong, data, spec(2), np.random.default_rng(0), ckpt_path=ck, resume=True, progress=False)
     with pytest.raises(CheckpointError, match="checkpoint of stage 'backprop', expected 'kd'"):
         from tinyfit.fitnets import Constant, train_kd

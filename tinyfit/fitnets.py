@@ -198,7 +198,7 @@ def init_from_stage1(fresh_student, stage1_student, guided):
     layers up to and including ``guided`` copied in; the regressor is not part of it."""
     for n in stage1_student.names_until(guided):
         src, dst = stage1_student[n], fresh_student[n]
-        for (pn, p), (qn, q) in zip(src.named_parameters(), dst.named_parameters()):
+        for (pn, p), (_, q) in zip(src.named_parameters(), dst.named_parameters()):
             if p.shape != q.shape:
                 raise ValueError(f"layer {n}.{pn}: stage-1 shape {p.shape} != student shape {q.shape}")
             xp = backend.get_array_module(q.data)

@@ -60,7 +60,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, directions=1):
         s = (y * Tensor(gy)).sum()
         total = s if total is None else total + s
     total.backward()
-    for n, x in enumerate(checked):
+    for x in checked:
         analytic_grad = x.grad if x.grad is not None else xp.zeros_like(x.data)
         for _ in range(directions):
             d = as_dev(rng.standard_normal(x.shape))

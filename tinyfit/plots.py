@@ -89,7 +89,7 @@ def grouped_errors(groups, path, title="", ylabel="test error (%)"):
     methods = [m for m in LABELS if any(m in g for _, g in groups)]
     fig, ax = plt.subplots(figsize=(1.2 + 2.2 * len(groups), 3.8))
     w = 0.8 / max(1, len(methods))
-    for gi, (label, g) in enumerate(groups):
+    for gi, (_, g) in enumerate(groups):
         for mi, m in enumerate(methods):
             if m not in g:
                 continue

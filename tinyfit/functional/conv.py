@@ -117,7 +117,7 @@ def _input_grad(gy2, W, x_shape, stride, pad):
         for j in range(kw):
             xp.matmul(gy2, Wt[i, j], out=buf)
 
-            def add(lo, hi):
+            def add(lo, hi, i=i, j=j):
                 g[lo:hi, i:i + he:stride, j:j + we:stride, :] += buf4[lo:hi]
             backend.batch_parallel(add, N, xp)
     if pad:

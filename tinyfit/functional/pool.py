@@ -1,8 +1,9 @@
 """Max pooling (any window and stride, floor or ceil mode) and maxout, channels-last.
 
 Both keep, per output element, the index of the winning input (the smallest unsigned
-integer type that holds the window size or piece count) so the backward pass sends each gradient to exactly one input, the first maximum in
-scan order, which is the correct subgradient at ties.
+integer type that holds the window size or piece count) so the backward pass sends each
+gradient to exactly one input, the first maximum in scan order, which is the correct
+subgradient at ties.
 """
 from __future__ import annotations
 
