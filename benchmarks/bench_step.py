@@ -35,7 +35,7 @@ from tinyfit.optim import SGD, RMSProp  # noqa: E402
 
 def sync(device):
     if device == "cuda":
-        backend._cupy.cuda.Device().synchronize()
+        backend.synchronize()
 
 
 def conv_flops(model, batch):
@@ -102,7 +102,7 @@ def gemm_floor(which, batch, reps=5):
 
 
 def gemm_peak(device, n=2048, reps=5):
-    xp = backend._cupy if device == "cuda" else np
+    xp = backend.get_array_module(backend.to_device(np.zeros(1), device))
     a = xp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
     b = a.copy()
     a @ b
@@ -231,6 +231,7 @@ RSS_SCRIPT = r"""
 import resource, sys, numpy as np
 sys.path.insert(0, {root!r})
 import tinyfit as tf, tinyfit.functional as F
+tf.backend.tune_malloc()  # as the training commands do
 from tinyfit.models import mnist_student
 from tinyfit.optim import RMSProp
 m = mnist_student(rng=np.random.default_rng(0)); opt = RMSProp(m.parameters())
@@ -340,6 +341,7 @@ def main(argv=None):
     p.add_argument("--nets", default="student,teacher")
     p.add_argument("--gemm-floor", action="store_true", help="also time the GEMMs alone (CPU)")
     a = p.parse_args(argv)
+    backend.tune_malloc()  # as the training commands do
     device = backend.check_device(a.device)
     # measured first, in a fresh process, so that nothing imported here can affect it
     rss = peak_rss_mb() if device == "cpu" else None

@@ -105,6 +105,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     a = parse_args(argv)
+    backend.tune_malloc()
     a.device = backend.check_device(a.device or backend.default_device())
     data, source = load_data(a)
     full = bool(a.data_dir)

@@ -9,9 +9,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tinyfit import optim  # noqa: E402
-from tinyfit.fitnets import (LinearDecay, init_from_stage1, teacher_outputs, train_backprop,  # noqa: E402
+from tinyfit.fitnets import (LinearDecay, init_from_stage1, make_regressor, train_backprop,  # noqa: E402
                              train_hints, train_kd, train_teacher)
-from tinyfit.nn import make_regressor  # noqa: E402
+from tinyfit.nn import eval_outputs  # noqa: E402
 from tiny import spec, tiny_data, tiny_student, tiny_teacher  # noqa: E402
 
 
@@ -44,12 +44,12 @@ def main(stage, out, kill_at):
         model = tiny_student(np.random.default_rng(2))
         train_backprop(model, data, sp, rng, **kw)
     elif stage in ("kd", "fitnet"):
-        t_logits = teacher_outputs(teacher, data.x_train)
+        t_logits = eval_outputs(teacher, data.x_train, batch_size=500)
         model = tiny_student(np.random.default_rng(2))
         if stage == "fitnet":
             s1 = tiny_student(np.random.default_rng(3))
             reg = make_regressor(s1, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(4))
-            train_hints(s1, "h1", reg, teacher_outputs(teacher, data.x_train, until="h0"), data, spec(2),
+            train_hints(s1, "h1", reg, eval_outputs(teacher, data.x_train, until="h0", batch_size=500), data, spec(2),
                         np.random.default_rng(5), progress=False)
             init_from_stage1(model, s1, "h1")
             kill_after(kill_at)
@@ -57,8 +57,8 @@ def main(stage, out, kill_at):
     elif stage == "stage1":
         model = tiny_student(np.random.default_rng(3))
         reg = make_regressor(model, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(4))
-        hints = teacher_outputs(teacher, data.x_train, until="h0")
-        val_hints = teacher_outputs(teacher, data.x_val, until="h0")
+        hints = eval_outputs(teacher, data.x_train, until="h0", batch_size=500)
+        val_hints = eval_outputs(teacher, data.x_val, until="h0", batch_size=500)
         train_hints(model, "h1", reg, hints, data, sp, rng, val_hints=val_hints, **kw)
         np.savez(os.path.join(out, "regressor.npz"), **reg.state_dict())
     np.savez(os.path.join(out, "final.npz"), **model.state_dict())

@@ -1,4 +1,5 @@
 import gc
+import os
 import weakref
 
 import numpy as np
@@ -152,3 +153,28 @@ def test_numpy_scalar_with_a_device_tensor_stays_on_its_device(monkeypatch):
         assert y.device == "cuda" and y.dtype == np.float32, type(scalar)
         np.testing.assert_allclose(np.asarray(y.data), 0.5)
         assert (b - scalar).device == "cuda"
+
+
+def test_import_changes_no_process_wide_setting():
+    """`import tinyfit` must not tune the allocator (an explicit backend.tune_malloc() call does)."""
+    import subprocess
+    import sys
+    code = ("import ctypes\n"
+            "calls = []\n"
+            "real = ctypes.CDLL\n"
+            "class Spy:\n"
+            "    def __init__(self, name, *a, **k):\n"
+            "        self.lib = real(name, *a, **k)\n"
+            "    def __getattr__(self, attr):\n"
+            "        calls.append(attr)\n"
+            "        return getattr(self.lib, attr)\n"
+            "ctypes.CDLL = Spy\n"
+            "import tinyfit\n"
+            "assert 'mallopt' not in calls, calls\n"
+            "tinyfit.backend.tune_malloc()\n"
+            "import sys\n"
+            "assert 'mallopt' in calls or not sys.platform.startswith('linux'), calls\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TINYFIT_MALLOC_TUNE": "1"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -1,4 +1,4 @@
-"""conv2d, im2col / col2im: gradient checks, a nested-loop reference, the adjoint identity."""
+"""conv2d and im2col: gradient checks, nested-loop references, the adjoint identity."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -56,14 +56,41 @@ def test_conv2d_matches_reference_and_gradcheck(device, case, seed, noncontig, b
     assert gradcheck(f, args)
 
 
-@given(case=conv_cases(), seed=seeds)
-def test_col2im_is_the_adjoint_of_im2col(device, case, seed):
+def im2col_reference(x, k, stride, pad):
+    """Loop im2col: rows (n, oh, ow), columns (i, j, c)."""
+    N, H, W, C = x.shape
+    xp = np.zeros((N, H + 2 * pad, W + 2 * pad, C))
+    xp[:, pad:pad + H, pad:pad + W] = x
+    OH, OW = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    rows = [xp[n, oh * stride:oh * stride + k, ow * stride:ow * stride + k, :].ravel()
+            for n in range(N) for oh in range(OH) for ow in range(OW)]
+    return np.array(rows)
+
+
+def col2im_reference(col, x_shape, k, stride, pad):
+    """The adjoint of im2col: every column entry added back to the input position it came from."""
+    N, H, W, C = x_shape
+    OH, OW = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    xp = np.zeros((N, H + 2 * pad, W + 2 * pad, C))
+    col = col.reshape(N, OH, OW, k, k, C)
+    for n in range(N):
+        for oh in range(OH):
+            for ow in range(OW):
+                xp[n, oh * stride:oh * stride + k, ow * stride:ow * stride + k, :] += col[n, oh, ow]
+    return xp[:, pad:pad + H, pad:pad + W]
+
+
+@given(case=conv_cases(), seed=seeds, noncontig=st.booleans())
+def test_im2col_matches_loops_and_its_adjoint(device, case, seed, noncontig):
+    """im2col against a loop reference; <im2col(x), r> == <x, col2im(r)>, the identity the
+    conv input gradient (per-offset adds into the padded input) relies on."""
     rng = np.random.default_rng(seed)
     c = case
-    x = arr(rng, (c["N"], c["H"], c["W"], c["C"]))
+    x = arr(rng, (c["N"], c["H"], c["W"], c["C"]), noncontig)
     col = np_(F.im2col(T(x, device).data, c["k"], c["k"], c["stride"], c["pad"]))
+    np.testing.assert_array_equal(col, im2col_reference(x, c["k"], c["stride"], c["pad"]))
     r = rng.standard_normal(col.shape)
-    back = np_(F.col2im(T(r, device).data, x.shape, c["k"], c["k"], c["stride"], c["pad"]))
+    back = col2im_reference(r, x.shape, c["k"], c["stride"], c["pad"])
     assert np.isclose((col * r).sum(), (x * back).sum(), rtol=1e-10)
 
 

@@ -165,14 +165,3 @@ def test_split_is_deterministic_and_disjoint():
     assert sorted(ids.tolist()) == list(range(100)) and len(a.y_val) == 10 and len(a.y_test) == 20
     with pytest.raises(D.DataError, match="cannot take 60 validation and 50 test examples from 100"):
         D.split_dataset(x, y, 60, 50)
-
-
-def test_batches():
-    rng = np.random.default_rng(0)
-    bs = D.batches(10, 4, rng, drop_last=True)
-    assert [len(b) for b in bs] == [4, 4]
-    assert sorted(np.concatenate(D.batches(10, 4)).tolist()) == list(range(10))
-    with pytest.raises(ValueError, match="positive integer"):
-        D.batches(10, 0)
-    with pytest.raises(ValueError, match="larger than the 10 examples"):
-        D.batches(10, 11)

@@ -6,10 +6,11 @@ from hypothesis import given, strategies as st
 
 import tinyfit as tf
 from tinyfit import gradcheck
-from tinyfit.fitnets import (Constant, LinearDecay, init_from_stage1, teacher_outputs, train_backprop,
+from tinyfit.fitnets import (Constant, LinearDecay, init_from_stage1, make_regressor, regressor, regressor_kernel,
+                             train_backprop,
                              train_hints, train_teacher)
 from tinyfit.models import mnist_student, mnist_teacher
-from tinyfit.nn import Regressor, make_regressor, regressor_kernel
+from tinyfit.nn import eval_outputs
 from tinyfit.training import NonFiniteError
 from tiny import spec, tiny_data, tiny_student, tiny_teacher
 
@@ -42,7 +43,7 @@ def test_regressor_kernel_rule(gh, gw, hh, hw, cg, ch):
     kh, kw = regressor_kernel((gh, gw, cg), (hh, hw, ch))
     assert (kh, kw) == (gh - hh + 1, gw - hw + 1)
     if kh == kw:
-        r = Regressor((gh, gw, cg), (hh, hw, ch), pieces=2, rng=np.random.default_rng(0))
+        r = regressor((gh, gw, cg), (hh, hw, ch), pieces=2, rng=np.random.default_rng(0))
         out = r(tf.Tensor(np.zeros((2, gh, gw, cg), np.float32)))
         assert out.shape == (2, hh, hw, ch)
 
@@ -60,7 +61,7 @@ def test_regressor_for_the_paper_models():
 
 
 def test_regressor_gradcheck():
-    r = Regressor((4, 4, 3), (3, 3, 2), pieces=2, rng=np.random.default_rng(0)).astype(np.float64)
+    r = regressor((4, 4, 3), (3, 3, 2), pieces=2, rng=np.random.default_rng(0)).astype(np.float64)
     x = tf.Tensor(np.random.default_rng(1).standard_normal((2, 4, 4, 3)), requires_grad=True)
     assert gradcheck(lambda x, *ps: r(x), [x] + r.parameters())
 
@@ -77,7 +78,7 @@ def test_stage1_changes_only_lower_student_layers_and_regressor():
     teacher, student = tiny_teacher(np.random.default_rng(1)), tiny_student(np.random.default_rng(2))
     reg = make_regressor(student, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(3))
     t0, s0, r0 = teacher.state_dict(), student.state_dict(), reg.state_dict()
-    hints = teacher_outputs(teacher, data.x_train, until="h0")
+    hints = eval_outputs(teacher, data.x_train, until="h0", batch_size=500)
     train_hints(student, "h1", reg, hints, data, spec(2), np.random.default_rng(4), progress=False)
     t1, s1, r1 = teacher.state_dict(), student.state_dict(), reg.state_dict()
     assert all(np.array_equal(t0[k], t1[k]) for k in t0)

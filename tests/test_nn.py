@@ -5,7 +5,7 @@ import pytest
 
 import tinyfit as tf
 from tinyfit.models import mnist_student, mnist_teacher, thin_student
-from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, build, logits
+from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, build, eval_outputs
 
 
 def small(rng):
@@ -40,7 +40,7 @@ def test_spec_build_round_trip(make):
     assert again.spec() == model.spec()
     again.load_state_dict(model.state_dict())
     x = np.random.default_rng(1).random((3,) + model.input_shape, dtype=np.float32)
-    np.testing.assert_array_equal(logits(again, x), logits(model, x))
+    np.testing.assert_array_equal(eval_outputs(again, x), eval_outputs(model, x))
 
 
 def test_parameter_counts():

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 import tinyfit as tf
 from tinyfit.models import mnist_student, mnist_teacher
-from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, logits
+from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, eval_outputs
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -34,7 +34,7 @@ def test_paper_models_match_onnxruntime(build, tmp_path):
     path = tf.export_onnx(model, str(tmp_path / "m.onnx"))
     onnx.checker.check_model(onnx.load(path), full_check=True)
     x = np.random.default_rng(5).random((9, 28, 28, 1), dtype=np.float32)
-    np.testing.assert_allclose(run_onnx(path, x), logits(model, x), **TOL)
+    np.testing.assert_allclose(run_onnx(path, x), eval_outputs(model, x), **TOL)
     assert model.training  # exporting leaves the mode as it was
 
 
@@ -70,14 +70,14 @@ def architectures(draw):
 def test_random_architectures_match_onnxruntime(model, seed, tmp_path_factory):
     path = tf.export_onnx(model, str(tmp_path_factory.mktemp("onnx") / "m.onnx"))
     x = np.random.default_rng(seed).standard_normal((3,) + model.input_shape).astype(np.float32)
-    np.testing.assert_allclose(run_onnx(path, x), logits(model, x), **TOL)
+    np.testing.assert_allclose(run_onnx(path, x), eval_outputs(model, x), **TOL)
 
 
 def test_softmax_with_temperature(tmp_path):
     model = mnist_student(init="glorot", rng=np.random.default_rng(0))
     path = tf.export_onnx(model, str(tmp_path / "p.onnx"), softmax_temperature=3.0)
     x = np.random.default_rng(1).random((4, 28, 28, 1), dtype=np.float32)
-    ref = tf.functional.softmax(tf.Tensor(logits(model, x)), 3.0).data
+    ref = tf.functional.softmax(tf.Tensor(eval_outputs(model, x)), 3.0).data
     p = run_onnx(path, x)
     np.testing.assert_allclose(p, ref, **TOL)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)

@@ -82,7 +82,7 @@ def test_max_norm_on_conv_filters_and_linear_columns():
 def test_kd_training_sees_lambda_of_the_current_epoch():
     data = tiny_data()
     teacher = tiny_teacher(np.random.default_rng(0)).eval()
-    t_logits = tf.nn.logits(teacher, data.x_train)
+    t_logits = tf.nn.eval_outputs(teacher, data.x_train)
     seen = []
 
     def schedule(epoch):
@@ -99,8 +99,8 @@ def test_evaluation_is_deterministic_and_dropout_free():
     teacher = tiny_teacher(np.random.default_rng(0))
     x = tiny_data().x_val
     teacher.train()
-    a = tf.nn.logits(teacher, x)
-    b = tf.nn.logits(teacher, x)
+    a = tf.nn.eval_outputs(teacher, x)
+    b = tf.nn.eval_outputs(teacher, x)
     np.testing.assert_array_equal(a, b)  # no dropout masks in evaluation
     assert teacher.training  # and the mode is restored
     manual = teacher.eval()(tf.Tensor(x)).data  # the same as an explicit eval-mode pass

@@ -10,7 +10,7 @@ import pytest
 from tinyfit import data as D
 from tinyfit.models import (TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided,
                             thin_student)
-from tinyfit.nn import make_regressor
+from tinyfit.fitnets import make_regressor
 from tinyfit.pipeline import METHODS, Budget, PipelineConfig
 from tinyfit.study import DEPTHS, compare, depth_students, plan, summarize
 from test_data import write_mnist

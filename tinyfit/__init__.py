@@ -1,6 +1,6 @@
 """tinyfit: a small autograd engine on NumPy / CuPy for training FitNets."""
 from . import backend, functional, random
-from .autograd import Tensor, Function, no_grad, is_grad_enabled, tensor
+from .autograd import Tensor, Function, no_grad, is_grad_enabled
 from .backend import DeviceError
 from .gradcheck import gradcheck, GradcheckError
 from .random import manual_seed
@@ -14,5 +14,3 @@ def export_onnx(model, path, input_shape=None, softmax_temperature=None):
     """Write a Sequential to ONNX (see tinyfit.onnx_export; needs the extra ``onnx``)."""
     from .onnx_export import export_onnx as _export
     return _export(model, path, input_shape, softmax_temperature)
-
-backend.tune_malloc()

@@ -18,10 +18,18 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "as_tensor", "tensor"]
+__all__ = ["Tensor", "Function", "no_grad", "is_grad_enabled", "as_tensor", "set_profiler"]
 
 _grad_enabled = True
-_profiler = None  # set by tinyfit.profiler.profile()
+_profiler = None  # set by tinyfit.profiler.profile() through set_profiler
+
+
+def set_profiler(profiler):
+    """Route every Function's forward and backward through ``profiler.time(key, fn, *args)``
+    (None: off); returns the previous one."""
+    global _profiler
+    old, _profiler = _profiler, profiler
+    return old
 
 
 @contextlib.contextmanager
@@ -205,13 +213,6 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
         xp = backend.get_array_module(like.data)
         return Tensor(xp.asarray(x, dtype=like.dtype))
     return Tensor(x)
-
-
-def tensor(data, requires_grad=False, dtype=np.float32, device="cpu") -> Tensor:
-    """Make a tensor from a list, scalar or array (float32 unless told)."""
-    arr = backend.to_numpy(data) if not isinstance(data, (list, tuple, int, float)) else data
-    arr = np.asarray(arr, dtype=dtype)
-    return Tensor(backend.to_device(arr, device), requires_grad=requires_grad)
 
 
 class Function:

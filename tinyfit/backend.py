@@ -14,8 +14,8 @@ import sys
 import numpy as np
 
 __all__ = [
-    "batch_parallel", "num_threads", "DeviceError", "get_array_module", "device_of", "to_device", "to_numpy",
-    "default_device", "check_device", "cupy_available",
+    "batch_parallel", "num_threads", "synchronize", "tune_malloc", "DeviceError", "get_array_module", "device_of",
+    "to_device", "to_numpy", "default_device", "check_device", "cupy_available",
 ]
 
 _cupy = None
@@ -100,6 +100,12 @@ def get_array_module(*arrays, names=None):
         "e.g. tensor.to('cuda') or tensor.to('cpu') (modules: model.to(device)).")
 
 
+def synchronize():
+    """Wait for the GPU to finish queued work (no-op when CuPy was never used)."""
+    if _cupy is not None:
+        _cupy.cuda.Device().synchronize()
+
+
 def to_device(a, device: str):
     """Return array ``a`` on ``device`` (no copy when it is already there)."""
     device = check_device(device)
@@ -157,8 +163,10 @@ def batch_parallel(fn, n, xp=np, min_n=8):
 def tune_malloc() -> bool:
     """Keep freed memory in the process (glibc only): large arrays are then reused
     instead of being returned to the OS and page-faulted in again on every step,
-    which took about a fifth of a student training step. Called on import unless
-    TINYFIT_MALLOC_TUNE=0; peak memory is unchanged, memory is just not given back."""
+    which took about a fifth of a student training step. A process-wide setting, so
+    ``import tinyfit`` never makes it: the example, the study and the benchmark call it
+    (TINYFIT_MALLOC_TUNE=0 turns it off there). Peak memory is unchanged; memory is just not
+    given back to the OS."""
     if os.environ.get("TINYFIT_MALLOC_TUNE", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:

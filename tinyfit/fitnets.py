@@ -15,12 +15,12 @@ import numpy as np
 from . import backend
 from . import functional as F
 from .autograd import Tensor, no_grad
-from .nn import Dropout, Module, logits
+from .nn import Conv2d, Dropout, MaxoutConv2d, Module, eval_outputs
 from .optim import SGD, Adam, RMSProp
 from .training import FitConfig, fit
 
-__all__ = ["LinearDecay", "Constant", "StageSpec", "error_rate", "teacher_outputs", "train_classifier",
-           "train_teacher", "train_backprop", "train_kd", "train_hints", "init_from_stage1"]
+__all__ = ["LinearDecay", "Constant", "StageSpec", "error_rate", "regressor_kernel", "regressor", "make_regressor",
+           "train_classifier", "train_teacher", "train_backprop", "train_kd", "train_hints", "init_from_stage1"]
 
 
 class Constant:
@@ -94,13 +94,57 @@ class StageSpec:
 
 def error_rate(model, x, y, batch_size=1000):
     """Fraction of misclassified examples (model in eval mode, no graph)."""
-    pred = logits(model, x, batch_size).argmax(axis=1)
+    pred = eval_outputs(model, x, batch_size=batch_size).argmax(axis=1)
     return float((pred != y).mean())
 
 
-def teacher_outputs(teacher, x, until=None, batch_size=500):
-    """The frozen teacher's output (or layer ``until``'s maps) for every example, in eval mode."""
-    return logits(teacher, x, batch_size, until)
+def regressor_kernel(guided_shape, hint_shape):
+    """Kernel (kh, kw) of the no-padding conv regressor mapping guided -> hint maps.
+
+    Shapes are per example, channels-last (H, W, C). k = N_g - N_h + 1 per axis.
+    """
+    gh, gw = guided_shape[:2]
+    hh, hw = hint_shape[:2]
+    if hh > gh or hw > gw:
+        raise ValueError(
+            f"no convolutional regressor fits: the teacher's hint map {tuple(hint_shape)} (H, W, C) is "
+            f"larger than the student's guided map {tuple(guided_shape)}; a valid conv can only shrink "
+            f"maps. Pick a deeper hint layer or a shallower guided layer whose map is at least "
+            f"{hh}x{hw} (or use floor-mode pooling in the teacher).")
+    return gh - hh + 1, gw - hw + 1
+
+
+def regressor(guided_shape, hint_shape, pieces=None, init=0.05, max_norm=None, rng=None):
+    """The conv regressor r: guided maps (N, Hg, Wg, Cg) -> hint-shaped maps (N, Hh, Wh, Ch).
+
+    A no-padding conv with kernel ``regressor_kernel``: pieces=None gives a plain linear
+    conv (the paper's text, a Conv2d); pieces=p a maxout conv with p pieces, the hint
+    layer's non-linearity (the official code, a MaxoutConv2d without pooling). Built from
+    the ordinary layers, so model files and ONNX export need nothing FitNets-specific.
+    The layer carries ``guided_shape``, ``hint_shape`` and ``kernel`` for reporting."""
+    kh, kw = regressor_kernel(guided_shape, hint_shape)
+    if kh != kw:
+        raise ValueError(f"regressor kernel would be {kh}x{kw}; only square kernels are supported "
+                         f"(guided {tuple(guided_shape)}, hint {tuple(hint_shape)})")
+    cg, ch = guided_shape[2], hint_shape[2]
+    if pieces:
+        layer = MaxoutConv2d(in_channels=cg, channels=ch, pieces=pieces, kernel=kh, pad=0, init=init,
+                             max_norm=max_norm, rng=rng)
+    else:
+        layer = Conv2d(in_channels=cg, out_channels=ch, kernel=kh, pad=0, init=init, max_norm=max_norm, rng=rng)
+        layer.pieces = None
+    layer.guided_shape, layer.hint_shape, layer.kernel = tuple(guided_shape), tuple(hint_shape), kh
+    return layer
+
+
+def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **kw):
+    """The regressor for student layer ``guided`` -> teacher layer ``hint``, finding both
+    feature shapes by one forward pass of a dummy input of ``input_shape`` (H, W, C)."""
+    x = Tensor(np.zeros((1,) + tuple(input_shape), np.float32))
+    with no_grad():
+        g = student(x.to(student.device), until=guided).shape[1:]
+        h = teacher(x.to(teacher.device), until=hint).shape[1:]
+    return regressor(g, h, pieces=pieces, **kw)
 
 
 def _use_rng(model, rng):
@@ -179,14 +223,15 @@ def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, redu
                 total += float(F.hint_loss(r, Tensor(val_hints[i:i + 500]), reduction).data) * len(r)
         return total / len(data.x_val)
 
-    lower = _Sub(student, student.names_until(guided))
+    lower = LayerSubset(student, student.names_until(guided))
     meta = {"loss": "hint", "reduction": reduction, "guided": guided}
     return fit("stage1", {"student": lower, "regressor": regressor}, opt, loss_fn, val_fn, len(x),
                spec.fit, rng, ckpt_path, resume, spec.epoch_hook(opt), progress, meta)
 
 
-class _Sub(Module):
-    """A view of some of a Sequential's layers, so that only they are checkpointed."""
+class LayerSubset(Module):
+    """Some of a Sequential's layers (shared, not copied) as one module, so that stage 1
+    checkpoints exactly the layers it trains."""
     def __init__(self, seq, names):
         super().__init__()
         for n in names:

@@ -11,7 +11,7 @@ from . import random as _random
 from .autograd import Tensor
 
 __all__ = ["Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
-           "Sequential", "Regressor", "make_regressor", "regressor_kernel", "build", "logits"]
+           "Sequential", "build", "eval_outputs"]
 
 
 class Parameter(Tensor):
@@ -254,69 +254,17 @@ class Sequential(Module):
 
     def predict(self, x, batch_size=1000):
         """Class indices (N,) for images x (N, H, W, C), in eval mode and without a graph."""
-        return logits(self, x, batch_size).argmax(axis=1)
+        return eval_outputs(self, x, batch_size=batch_size).argmax(axis=1)
 
     def parameters_until(self, name):
         """Parameters of the layers up to and including ``name``."""
         return [p for n in self.names_until(name) for p in self._modules[n].parameters()]
 
 
-def regressor_kernel(guided_shape, hint_shape):
-    """Kernel (kh, kw) of the no-padding conv regressor mapping guided -> hint maps.
-
-    Shapes are per example, channels-last (H, W, C). k = N_g - N_h + 1 per axis.
-    """
-    gh, gw = guided_shape[:2]
-    hh, hw = hint_shape[:2]
-    if hh > gh or hw > gw:
-        raise ValueError(
-            f"no convolutional regressor fits: the teacher's hint map {tuple(hint_shape)} (H, W, C) is "
-            f"larger than the student's guided map {tuple(guided_shape)}; a valid conv can only shrink "
-            f"maps. Pick a deeper hint layer or a shallower guided layer whose map is at least "
-            f"{hh}x{hw} (or use floor-mode pooling in the teacher).")
-    return gh - hh + 1, gw - hw + 1
-
-
-class Regressor(Module):
-    """Conv regressor r: guided maps (N, Hg, Wg, Cg) -> hint-shaped maps (N, Hh, Wh, Ch).
-
-    pieces=None: a plain linear conv (the paper's text); pieces=p: a maxout conv
-    with p pieces, the hint layer's non-linearity (the official code).
-    """
-    def __init__(self, guided_shape, hint_shape, pieces=None, init=0.05, max_norm=None, rng=None):
-        super().__init__()
-        kh, kw = regressor_kernel(guided_shape, hint_shape)
-        self.config = dict(guided_shape=list(guided_shape), hint_shape=list(hint_shape), pieces=pieces,
-                           max_norm=max_norm)
-        if kh != kw:
-            raise ValueError(f"regressor kernel would be {kh}x{kw}; only square kernels are supported "
-                             f"(guided {tuple(guided_shape)}, hint {tuple(hint_shape)})")
-        self.guided_shape, self.hint_shape = tuple(guided_shape), tuple(hint_shape)
-        self.kernel, self.pieces = kh, pieces
-        Cg, Ch = guided_shape[2], hint_shape[2]
-        self.conv = Conv2d(Cg, Ch * (pieces or 1), kh, 1, 0, init, max_norm, rng=rng)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return F.maxout(y, self.pieces) if self.pieces else y
-
-
-def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **kw):
-    """Build the Regressor for student layer ``guided`` -> teacher layer ``hint``, finding
-    both feature shapes by one forward pass of a dummy input of ``input_shape`` (H, W, C)."""
-    from .autograd import no_grad
-    x = Tensor(np.zeros((1,) + tuple(input_shape), np.float32))
-    with no_grad():
-        if student.device != "cpu":
-            x = x.to(student.device)
-        g = student(x, until=guided).shape[1:]
-        h = teacher(x.to(teacher.device), until=hint).shape[1:]
-    return Regressor(g, h, pieces=pieces, **kw)
-
-
-def logits(model, x, batch_size=1000, until=None):
-    """Run ``model`` in eval mode, without a graph, over array ``x`` in batches; returns the
-    output array (or layer ``until``'s output, for a Sequential)."""
+def eval_outputs(model, x, until=None, batch_size=1000):
+    """The outputs of ``model`` for every example of array ``x`` (N, ...): in eval mode (no
+    dropout), without a graph, in batches; with ``until`` (a Sequential's layer name) that
+    layer's output. The model's train/eval mode is restored afterwards."""
     from .autograd import no_grad
     was = model.training
     model.eval()
@@ -332,7 +280,7 @@ def logits(model, x, batch_size=1000, until=None):
     return xp.concatenate(out, axis=0)
 
 
-LAYERS = {c.__name__: c for c in (Linear, Conv2d, MaxoutConv2d, Dropout, Flatten, Regressor)}
+LAYERS = {c.__name__: c for c in (Linear, Conv2d, MaxoutConv2d, Dropout, Flatten)}
 
 
 def build(spec):

@@ -18,7 +18,7 @@ import numpy as np
 from .autograd import Tensor, no_grad
 from .files import atomic_write
 from .functional.pool import pool_output_size
-from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Regressor, Sequential
+from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential
 
 __all__ = ["export_onnx", "OPSET"]
 
@@ -93,7 +93,7 @@ def _pool(g, x, k, s, ceil_mode, hw):
 
 
 def export_onnx(model, path, input_shape=None, softmax_temperature=None, opset=OPSET):
-    """Write ``model`` (a Sequential of Conv2d, MaxoutConv2d, Regressor, Dropout, Flatten and
+    """Write ``model`` (a Sequential of Conv2d, MaxoutConv2d, Dropout, Flatten and
     Linear layers) to ``path`` as ONNX. input_shape: (H, W, C) of one image (default: the
     model's). softmax_temperature: None for logits, else T for softmax(logits / T).
     Returns the path; the file is checked with onnx.checker and written atomically."""
@@ -117,12 +117,12 @@ def export_onnx(model, path, input_shape=None, softmax_temperature=None, opset=O
         if isinstance(layer, Conv2d):
             x, hw = _conv(g, x, layer, hw)
             c = layer.W.shape[3]
-        elif isinstance(layer, (MaxoutConv2d, Regressor)):
+        elif isinstance(layer, MaxoutConv2d):
             x, hw = _conv(g, x, layer.conv, hw)
             pieces = layer.pieces or 1
             c = layer.conv.W.shape[3] // pieces
             x = _maxout(g, x, c, pieces, hw)
-            if isinstance(layer, MaxoutConv2d) and layer.pool:
+            if layer.pool:
                 if layer.pool_stride is None or np.ndim(layer.pool) or np.ndim(layer.pool_stride):
                     raise ValueError(f"layer {name!r}: only square pooling windows are exported")
                 x, hw = _pool(g, x, layer.pool, layer.pool_stride, layer.ceil_mode, hw)
@@ -138,7 +138,7 @@ def export_onnx(model, path, input_shape=None, softmax_temperature=None, opset=O
             x = g.op("Gemm", inputs)
         else:
             raise ValueError(f"layer {name!r}: {type(layer).__name__} has no ONNX export; supported: Conv2d, "
-                             "MaxoutConv2d, Regressor, Dropout, Flatten, Linear")
+                             "MaxoutConv2d, Dropout, Flatten, Linear")
     out_name = "logits"
     if softmax_temperature is not None:
         t = g.const("temperature", np.array(softmax_temperature, np.float32))

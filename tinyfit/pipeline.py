@@ -24,10 +24,10 @@ import numpy as np
 from . import __version__
 from .checkpoint import load_archive, load_model, save_model
 from .files import atomic_write
-from .fitnets import (LinearDecay, StageSpec, error_rate, init_from_stage1, teacher_outputs, train_backprop,
+from .fitnets import (LinearDecay, StageSpec, error_rate, init_from_stage1, make_regressor, train_backprop,
                       train_hints, train_kd, train_teacher)
 from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
-from .nn import make_regressor
+from .nn import eval_outputs
 from .training import FitConfig
 
 __all__ = ["Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher", "METHODS",
@@ -137,13 +137,13 @@ class Teacher:
     @property
     def logits(self):
         if self._logits is None:
-            self._logits = teacher_outputs(self.model, self.data.x_train)
+            self._logits = eval_outputs(self.model, self.data.x_train, batch_size=500)
         return self._logits
 
     def hints(self, layer=TEACHER_HINT):
         if self._hints is None:
-            self._hints = (teacher_outputs(self.model, self.data.x_train, until=layer),
-                           teacher_outputs(self.model, self.data.x_val, until=layer))
+            self._hints = (eval_outputs(self.model, self.data.x_train, until=layer, batch_size=500),
+                           eval_outputs(self.model, self.data.x_val, until=layer, batch_size=500))
         return self._hints
 
 

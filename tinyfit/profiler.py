@@ -24,8 +24,7 @@ class Profile:
         self.calls = defaultdict(int)
 
     def _sync(self):
-        if backend._cupy is not None:
-            backend._cupy.cuda.Device().synchronize()
+        backend.synchronize()
 
     def time(self, key, fn, *args):
         self._sync()
@@ -50,9 +49,8 @@ class Profile:
 def profile():
     """Record the time of every Function's forward and backward inside the block."""
     prof = Profile()
-    old = autograd._profiler
-    autograd._profiler = prof
+    old = autograd.set_profiler(prof)
     try:
         yield prof
     finally:
-        autograd._profiler = old
+        autograd.set_profiler(old)

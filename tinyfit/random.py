@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["manual_seed", "default_generator", "get_state", "set_state"]
+__all__ = ["manual_seed", "default_generator", "uniform_like"]
 
 _rng = np.random.default_rng(0)
 
@@ -24,15 +24,6 @@ def manual_seed(seed: int) -> np.random.Generator:
 
 def default_generator() -> np.random.Generator:
     return _rng
-
-
-def get_state(rng: np.random.Generator | None = None) -> dict:
-    """The generator's state as a JSON-serialisable dict."""
-    return (rng or _rng).bit_generator.state
-
-
-def set_state(state: dict, rng: np.random.Generator | None = None) -> None:
-    (rng or _rng).bit_generator.state = state
 
 
 _device_generators = {}

@@ -44,7 +44,7 @@ class FitConfig:
                 raise ValueError(f"{k} must be a positive integer, got {v!r}")
         if self.batch_size > n_train:
             raise ValueError(f"batch size {self.batch_size} is larger than the {n_train} training examples; "
-                             f"use --batch-size {n_train} or less")
+                             f"use a batch_size of {n_train} or less")
 
 
 @dataclass

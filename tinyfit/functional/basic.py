@@ -82,7 +82,7 @@ class Div(Function):
         return ga, gb
 
 
-class Scale(Function):
+class ScaleShift(Function):
     """a * c + d for Python numbers c, d (no array is made for the constants)."""
     def __init__(self, c=1.0, d=0.0):
         self.c, self.d = c, d
@@ -330,31 +330,31 @@ def _num(v):
 
 def add(a, b):
     if isinstance(a, Tensor) and _num(b):
-        return Scale(1.0, b)(a)
+        return ScaleShift(1.0, b)(a)
     if isinstance(b, Tensor) and _num(a):
-        return Scale(1.0, a)(b)
+        return ScaleShift(1.0, a)(b)
     return Add()(*_pair(a, b))
 
 
 def sub(a, b):
     if isinstance(a, Tensor) and _num(b):
-        return Scale(1.0, -b)(a)
+        return ScaleShift(1.0, -b)(a)
     if isinstance(b, Tensor) and _num(a):
-        return Scale(-1.0, a)(b)
+        return ScaleShift(-1.0, a)(b)
     return Sub()(*_pair(a, b))
 
 
 def mul(a, b):
     if isinstance(a, Tensor) and _num(b):
-        return Scale(b)(a)
+        return ScaleShift(b)(a)
     if isinstance(b, Tensor) and _num(a):
-        return Scale(a)(b)
+        return ScaleShift(a)(b)
     return Mul()(*_pair(a, b))
 
 
 def div(a, b):
     if isinstance(a, Tensor) and _num(b):
-        return Scale(1.0 / b)(a)
+        return ScaleShift(1.0 / b)(a)
     return Div()(*_pair(a, b))
 def neg(a): return Neg()(a)
 def pow(a, c):

@@ -1,4 +1,4 @@
-"""2-D convolution by im2col / col2im, channels-last (NHWC).
+"""2-D convolution by im2col, channels-last (NHWC).
 
 Layouts (why channels-last: the im2col copy moves whole contiguous channel
 rows, and the GEMM output *is* the NHWC result, so no transpose is needed):
@@ -9,16 +9,17 @@ rows, and the GEMM output *is* the NHWC result, so no transpose is needed):
 * col: (N*OH*OW, kh*kw*C_in)  -- kh*kw times the input's memory
 * y:   (N, OH, OW, C_out)     -- y = col @ W + b
 
-``col2im`` is the exact adjoint of ``im2col``: it adds each window's rows back
-into the (padded) input, one kernel offset at a time, with plain strided
-slices (deterministic, no scatter-add, runs unchanged on CuPy).
+The input gradient is the adjoint of im2col applied to gy @ W^T, computed one
+kernel offset at a time: each offset's product is added into its shifted,
+strided window of the padded input (deterministic, no scatter-add, runs
+unchanged on CuPy, and the kh*kw-times-larger column gradient is never built).
 """
 from __future__ import annotations
 
 from .. import backend
 from ..autograd import Function
 
-__all__ = ["im2col", "col2im", "conv2d", "conv_output_size"]
+__all__ = ["im2col", "conv2d", "conv_output_size"]
 
 
 def conv_output_size(size, k, stride, pad):
@@ -74,34 +75,11 @@ def im2col(x, kh, kw, stride=1, pad=0):
     return col.reshape(N * OH * OW, kh * kw * C)
 
 
-def col2im(col, x_shape, kh, kw, stride=1, pad=0):
-    """Adjoint of im2col: col (N*OH*OW, kh*kw*C) -> array of shape x_shape (N, H, W, C)."""
-    xp = backend.get_array_module(col)
-    OH, OW = _check(x_shape, kh, kw, stride, pad)
-    N, H, W, C = x_shape
-    if kh == kw == 1 and stride == 1 and pad == 0:
-        return col.reshape(x_shape)
-    col = col.reshape(N, OH, OW, kh, kw, C)
-    he, we = stride * (OH - 1) + 1, stride * (OW - 1) + 1
-    x = xp.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=col.dtype)
-    if stride >= kh and stride >= kw:  # windows do not overlap: plain assignment
-        for i in range(kh):
-            for j in range(kw):
-                x[:, i:i + he:stride, j:j + we:stride, :] = col[:, :, :, i, j, :]
-    else:
-        for i in range(kh):
-            for j in range(kw):
-                x[:, i:i + he:stride, j:j + we:stride, :] += col[:, :, :, i, j, :]
-    if pad:
-        x = x[:, pad:pad + H, pad:pad + W, :]
-    return x
-
-
 def _input_grad(gy2, W, x_shape, stride, pad):
-    """dL/dx = col2im(gy2 @ W^T), computed one kernel offset at a time: each offset's
+    """dL/dx = im2col^T(gy2 @ W^T), computed one kernel offset at a time: each offset's
     (N*OH*OW, C_in) product is added into its shifted window of the padded input, so
-    the kh*kw-times-larger column gradient is never built (half the time of
-    col2im on the full matrix, measured on the MNIST student)."""
+    the kh*kw-times-larger column gradient is never built (half the time of the
+    adjoint on the full matrix, measured on the MNIST student)."""
     xp = backend.get_array_module(gy2)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
