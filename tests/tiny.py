@@ -19,21 +19,24 @@ def tiny_data(seed=0, n=96):
 def tiny_teacher(rng):
     return Sequential([
         ("d0", Dropout(0.2)),
-        ("h0", MaxoutConv2d(1, 6, 2, 3, 1, 2, 2, True, "glorot", 1.9, rng)),
+        ("h0", MaxoutConv2d(in_channels=1, channels=6, pieces=2, kernel=3, pad=1, pool=2, pool_stride=2,
+                            init="glorot", max_norm=1.9, rng=rng)),
         ("d1", Dropout(0.5)),
-        ("h1", MaxoutConv2d(6, 6, 2, 3, 0, None, None, True, "glorot", 1.9, rng)),
+        ("h1", MaxoutConv2d(in_channels=6, channels=6, pieces=2, kernel=3, init="glorot", max_norm=1.9, rng=rng)),
         ("flat", Flatten()),
-        ("y", Linear(6 * 2 * 2, 3, "glorot", 1.9, rng=rng)),
+        ("y", Linear(in_features=6 * 2 * 2, out_features=3, init="glorot", max_norm=1.9, rng=rng)),
     ], input_shape=(8, 8, 1))
 
 
 def tiny_student(rng):
     return Sequential([
-        ("h0", MaxoutConv2d(1, 3, 2, 3, 0, None, None, True, "glorot", 1.9, rng)),
-        ("h1", MaxoutConv2d(3, 3, 2, 3, 0, None, None, True, "glorot", 1.9, rng)),  # 4x4, guided
-        ("h2", MaxoutConv2d(3, 4, 2, 3, 0, 2, 2, True, "glorot", 1.9, rng)),
+        ("h0", MaxoutConv2d(in_channels=1, channels=3, pieces=2, kernel=3, init="glorot", max_norm=1.9, rng=rng)),
+        ("h1", MaxoutConv2d(in_channels=3, channels=3, pieces=2, kernel=3, init="glorot", max_norm=1.9,
+                            rng=rng)),  # 4x4, guided
+        ("h2", MaxoutConv2d(in_channels=3, channels=4, pieces=2, kernel=3, pool=2, pool_stride=2, init="glorot",
+                            max_norm=1.9, rng=rng)),
         ("flat", Flatten()),
-        ("y", Linear(4, 3, "glorot", 1.9, rng=rng)),
+        ("y", Linear(in_features=4, out_features=3, init="glorot", max_norm=1.9, rng=rng)),
     ], input_shape=(8, 8, 1))
 
 

@@ -8,6 +8,8 @@ Biases are tied (one per channel); the official code used one per position.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .autograd import Tensor, no_grad
@@ -36,16 +38,18 @@ def mnist_teacher(pieces="code", pooling="ceil", init=0.005, rng=None):
     ceil = _check(pieces, pooling)
     p2 = 4 if pieces == "code" else 2
     size = {True: 3, False: 2}[ceil]  # h2 output side: 4->6->3 (ceil) or 3->5->2 (floor)
+    conv = partial(MaxoutConv2d, ceil_mode=ceil, init=init, rng=rng)
     return Sequential([
         ("d0", Dropout(0.2)),
-        ("h0", MaxoutConv2d(1, 48, 2, 8, 0, 4, 2, ceil, init, NORM_LOW, rng)),
+        ("h0", conv(in_channels=1, channels=48, pieces=2, kernel=8, pool=4, pool_stride=2, max_norm=NORM_LOW)),
         ("d1", Dropout(0.5)),
-        ("h1", MaxoutConv2d(48, 48, 2, 8, 3, 4, 2, ceil, init, NORM_HIGH, rng)),
+        ("h1", conv(in_channels=48, channels=48, pieces=2, kernel=8, pad=3, pool=4, pool_stride=2, max_norm=NORM_HIGH)),
         ("d2", Dropout(0.5)),
-        ("h2", MaxoutConv2d(48, 24, p2, 5, 3, 2, 2, ceil, init, NORM_HIGH, rng)),
+        ("h2", conv(in_channels=48, channels=24, pieces=p2, kernel=5, pad=3, pool=2, pool_stride=2,
+                    max_norm=NORM_HIGH)),
         ("d3", Dropout(0.5)),
         ("flat", Flatten()),
-        ("y", Linear(24 * size * size, 10, init, NORM_HIGH, rng=rng)),
+        ("y", Linear(in_features=24 * size * size, out_features=10, init=init, max_norm=NORM_HIGH, rng=rng)),
     ], input_shape=(28, 28, 1))
 
 
@@ -54,15 +58,16 @@ def mnist_student(pieces="code", pooling="ceil", init=0.005, rng=None):
     -> 12x4 k3 pad 3 -> 12x4 k3 pool 2/2 -> softmax (108 -> 10). No dropout."""
     ceil = _check(pieces, pooling)
     p = 4 if pieces == "code" else 2
+    conv = partial(MaxoutConv2d, ceil_mode=ceil, init=init, rng=rng)
     return Sequential([
-        ("h0", MaxoutConv2d(1, 16, 2, 5, 0, None, None, ceil, init, NORM_LOW, rng)),
-        ("h1", MaxoutConv2d(16, 16, 2, 3, 0, 4, 2, ceil, init, NORM_LOW, rng)),
-        ("h2", MaxoutConv2d(16, 16, 2, 5, 3, None, None, ceil, init, NORM_HIGH, rng)),
-        ("h3", MaxoutConv2d(16, 16, 2, 3, 0, 4, 2, ceil, init, NORM_HIGH, rng)),
-        ("h4", MaxoutConv2d(16, 12, p, 3, 3, None, None, ceil, init, NORM_HIGH, rng)),
-        ("h5", MaxoutConv2d(12, 12, p, 3, 0, 2, 2, ceil, init, NORM_HIGH, rng)),
+        ("h0", conv(in_channels=1, channels=16, pieces=2, kernel=5, max_norm=NORM_LOW)),
+        ("h1", conv(in_channels=16, channels=16, pieces=2, kernel=3, pool=4, pool_stride=2, max_norm=NORM_LOW)),
+        ("h2", conv(in_channels=16, channels=16, pieces=2, kernel=5, pad=3, max_norm=NORM_HIGH)),
+        ("h3", conv(in_channels=16, channels=16, pieces=2, kernel=3, pool=4, pool_stride=2, max_norm=NORM_HIGH)),
+        ("h4", conv(in_channels=16, channels=12, pieces=p, kernel=3, pad=3, max_norm=NORM_HIGH)),
+        ("h5", conv(in_channels=12, channels=12, pieces=p, kernel=3, pool=2, pool_stride=2, max_norm=NORM_HIGH)),
         ("flat", Flatten()),
-        ("y", Linear(12 * 3 * 3, 10, init, NORM_HIGH, rng=rng)),
+        ("y", Linear(in_features=12 * 3 * 3, out_features=10, init=init, max_norm=NORM_HIGH, rng=rng)),
     ], input_shape=(28, 28, 1))
 
 
@@ -97,10 +102,13 @@ def thin_student(n_conv, width, pieces=2, pooling="ceil", init=0.005, rng=None):
     for i in range(n_conv):
         pool = (4, 2) if i in (first_pool, g) else (2, 2) if i == n_conv - 1 else (None, None)
         norm = NORM_LOW if i <= first_pool else NORM_HIGH
-        layers.append((f"h{i}", MaxoutConv2d(c_in, width, pieces, 3, 1, pool[0], pool[1], ceil, init, norm, rng)))
+        layers.append((f"h{i}", MaxoutConv2d(in_channels=c_in, channels=width, pieces=pieces, kernel=3, pad=1,
+                                             pool=pool[0], pool_stride=pool[1], ceil_mode=ceil, init=init,
+                                             max_norm=norm, rng=rng)))
         c_in = width
     side = 3
-    layers += [("flat", Flatten()), ("y", Linear(width * side * side, 10, init, NORM_HIGH, rng=rng))]
+    layers += [("flat", Flatten()),
+               ("y", Linear(in_features=width * side * side, out_features=10, init=init, max_norm=NORM_HIGH, rng=rng))]
     return Sequential(layers, input_shape=(28, 28, 1))
 
 
