@@ -13,7 +13,7 @@ from functools import partial
 import numpy as np
 
 from .autograd import Tensor, no_grad
-from .functional.conv import conv_output_size
+from .functional.window import conv_output_size
 from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential
 
 __all__ = ["mnist_teacher", "mnist_student", "thin_student", "thin_guided", "thin_width", "multiplications",

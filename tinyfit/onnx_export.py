@@ -17,7 +17,7 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 from .files import atomic_write
-from .functional.pool import pool_output_size
+from .functional.window import pool_output_size
 from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential
 
 __all__ = ["export_onnx", "OPSET"]

@@ -3,12 +3,14 @@
 * basic.py       elementwise arithmetic, reductions, reshape/transpose/getitem, linear
 * conv.py        conv2d via im2col (NHWC)
 * pool.py        max pooling, maxout
+* window.py      window geometry: output sizes, padding, first-maximum bookkeeping
 * activation.py  relu, dropout, softmax / log-softmax with temperature
 * loss.py        cross-entropy, soft cross-entropy, hint loss, KD loss
 """
 from .basic import (add, sub, mul, div, neg, pow, exp, log, sqrt, matmul, reshape, transpose,
                     sum, mean, max, broadcast_to, getitem, concatenate, linear, flatten, sum_to)
-from .conv import conv2d, im2col, conv_output_size
-from .pool import max_pool2d, maxout, pool_output_size
+from .conv import conv2d, im2col
+from .window import conv_output_size, pool_output_size
+from .pool import max_pool2d, maxout
 from .activation import relu, dropout, softmax, log_softmax
 from .loss import cross_entropy, soft_cross_entropy, hint_loss, kd_loss

@@ -7,13 +7,18 @@ from .. import backend
 from .. import random as _random
 from ..autograd import Function
 
-__all__ = ["relu", "dropout", "softmax", "log_softmax", "check_temperature"]
+__all__ = ["relu", "dropout", "softmax", "log_softmax", "check_temperature", "soften"]
 
 
 def check_temperature(T):
     if not np.isscalar(T) or not np.isfinite(T) or T <= 0:
         raise ValueError(f"temperature must be a finite number > 0, got {T!r}; the paper uses tau=3.")
     return float(T)
+
+
+def soften(x, T):
+    """x / T in x's dtype (no copy when T == 1): the logits a temperature softmax sees."""
+    return x / x.dtype.type(T) if T != 1 else x
 
 
 class ReLU(Function):
@@ -52,7 +57,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        z = x / x.dtype.type(self.T) if self.T != 1 else x
+        z = soften(x, self.T)
         e = xp.exp(z - z.max(axis=-1, keepdims=True))
         self.y = e / e.sum(axis=-1, keepdims=True)
         return self.y
@@ -69,7 +74,7 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        z = x / x.dtype.type(self.T) if self.T != 1 else x
+        z = soften(x, self.T)
         self.y = _log_softmax(z, xp)
         return self.y
 

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Function
+from .window import conv_output_size, pad_to, sweep
 
 __all__ = ["im2col", "conv2d", "conv_output_size"]
-
-
-def conv_output_size(size, k, stride, pad):
-    return (size + 2 * pad - k) // stride + 1
 
 
 def _check(x_shape, kh, kw, stride, pad, C_w=None):
@@ -43,15 +40,6 @@ def _check(x_shape, kh, kw, stride, pad, C_w=None):
     return conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
 
 
-def _pad(x, pad, xp):
-    if pad == 0:
-        return x
-    N, H, W, C = x.shape
-    xp_ = xp.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=x.dtype)
-    xp_[:, pad:pad + H, pad:pad + W, :] = x
-    return xp_
-
-
 def im2col(x, kh, kw, stride=1, pad=0):
     """x (N, H, W, C) -> col (N*OH*OW, kh*kw*C), rows ordered (n, oh, ow), columns (i, j, c).
 
@@ -63,7 +51,9 @@ def im2col(x, kh, kw, stride=1, pad=0):
     N, _, _, C = x.shape
     if kh == kw == 1 and stride == 1 and pad == 0:
         return xp.ascontiguousarray(x).reshape(N * OH * OW, C)
-    x = xp.ascontiguousarray(_pad(x, pad, xp))
+    if pad:
+        x = pad_to(x, pad, (x.shape[1] + 2 * pad, x.shape[2] + 2 * pad), 0, xp)
+    x = xp.ascontiguousarray(x)
     sn, sh, sw, sc = x.strides
     win = xp.lib.stride_tricks.as_strided(x, (N, OH, OW, kh, kw, C),
                                           (sn, sh * stride, sw * stride, sh, sw, sc))
@@ -86,7 +76,7 @@ def _input_grad(gy2, W, x_shape, stride, pad):
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     if kh == kw == 1 and stride == 1 and pad == 0:
         return (gy2 @ W[0, 0].T).reshape(x_shape)
-    he, we = stride * (OH - 1) + 1, stride * (OW - 1) + 1
+    he, we = sweep(OH, stride), sweep(OW, stride)
     g = xp.zeros((N, H + 2 * pad, Wd + 2 * pad, C_in), dtype=gy2.dtype)
     Wt = W.transpose(0, 1, 3, 2)  # (kh, kw, C_out, C_in)
     buf = xp.empty((gy2.shape[0], C_in), dtype=gy2.dtype)
@@ -98,7 +88,7 @@ def _input_grad(gy2, W, x_shape, stride, pad):
             def add(lo, hi, i=i, j=j):
                 g[lo:hi, i:i + he:stride, j:j + we:stride, :] += buf4[lo:hi]
             backend.batch_parallel(add, N, xp)
-    if pad:
+    if pad:  # a view into the padded buffer (crop would copy)
         g = g[:, pad:pad + H, pad:pad + Wd, :]
     return g
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, no_grad
-from .activation import _log_softmax, check_temperature, softmax
+from .activation import _log_softmax, check_temperature, soften, softmax
 
 __all__ = ["cross_entropy", "soft_cross_entropy", "hint_loss", "kd_loss", "check_labels"]
 
@@ -38,7 +38,7 @@ class CrossEntropy(Function):
             raise ValueError(f"cross_entropy expects logits (N, K), got shape {x.shape}")
         N, K = x.shape
         check_labels(self.labels, N, K)
-        z = x / x.dtype.type(self.T) if self.T != 1 else x
+        z = soften(x, self.T)
         self.logp = _log_softmax(z, xp)
         return -self.logp[xp.arange(N), self.labels].mean()
 
@@ -60,7 +60,7 @@ class SoftCrossEntropy(Function):
         if x.ndim != 2 or q.shape != x.shape:
             raise ValueError(f"soft_cross_entropy expects logits and targets of one shape (N, K), "
                              f"got {x.shape} and {q.shape}")
-        z = x / x.dtype.type(self.T) if self.T != 1 else x
+        z = soften(x, self.T)
         self.logp, self.q = _log_softmax(z, xp), q
         return -(q * self.logp).sum() / x.shape[0]
 

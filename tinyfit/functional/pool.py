@@ -7,14 +7,13 @@ subgradient at ties.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from .window import crop, first_max_index, pad_to, pool_output_size, sweep
 
-__all__ = ["max_pool2d", "maxout", "pool_output_size"]
+__all__ = ["max_pool2d", "maxout", "index_dtype"]
 
 
 def index_dtype(n):
@@ -23,25 +22,6 @@ def index_dtype(n):
         if n - 1 <= np.iinfo(dt).max:
             return np.dtype(dt)
     raise ValueError(f"{n} window positions or pieces is too many (at most 2**32)")
-
-
-def pool_output_size(size, k, stride, pad=0, ceil_mode=False):
-    """Output length of a pooling window ``k``/``stride`` over ``size`` (+2*pad).
-
-    ceil mode lets the last window hang over the edge (as the paper's code does)
-    but never start beyond the input: ceil((size + 2 pad - k) / stride) + 1.
-    """
-    span = size + 2 * pad - k
-    if span < 0:
-        raise ValueError(
-            f"pooling window {k} is larger than the padded input {size + 2 * pad}; "
-            "use a smaller window or pool an earlier, larger feature map.")
-    if not ceil_mode:
-        return span // stride + 1
-    out = math.ceil(span / stride) + 1
-    if (out - 1) * stride >= size + pad:  # last window would start in the right padding
-        out -= 1
-    return out
 
 
 class MaxPool2d(Function):
@@ -66,40 +46,34 @@ class MaxPool2d(Function):
         OH = pool_output_size(H, kh, sh, p, self.ceil_mode)
         OW = pool_output_size(W, kw, sw, p, self.ceil_mode)
         Hp, Wp = (OH - 1) * sh + kh, (OW - 1) * sw + kw
-        if p or Hp > H or Wp > W:  # pad with -inf so padding never wins
-            xpad = xp.full((N, Hp, Wp, C), -np.inf, dtype=x.dtype)
-            h, w = min(H, Hp - p), min(W, Wp - p)
-            xpad[:, p:p + h, p:p + w, :] = x[:, :h, :w, :]
-        else:
-            xpad = x
-        he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
+        # pad with -inf so padding never wins
+        xpad = pad_to(x, p, (Hp, Wp), -np.inf, xp) if p or Hp > H or Wp > W else x
+        he, we = sweep(OH, sh), sweep(OW, sw)
         y = xp.empty((N, OH, OW, C), dtype=x.dtype)
         idx = xp.zeros((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
         offsets = [divmod(k, kw) for k in range(kh * kw)]
 
+        def window(xs, k):  # the inputs at window position k of every output
+            i, j = offsets[k]
+            return xs[:, i:i + he:sh, j:j + we:sw, :]
+
         def work(lo, hi):
             xs, ys = xpad[lo:hi], y[lo:hi]
-            ys[...] = xs[:, 0:he:sh, 0:we:sw, :]
-            for i, j in offsets[1:]:
-                xp.maximum(ys, xs[:, i:i + he:sh, j:j + we:sw, :], out=ys)
-            if idx is not None:
-                # the first window position holding the max wins: scan backwards so
-                # earlier positions overwrite later ones; the masks are sparse (fast)
-                ids = idx[lo:hi]
-                for k in range(kh * kw - 1, 0, -1):
-                    i, j = offsets[k]
-                    xp.copyto(ids, ids.dtype.type(k), where=xs[:, i:i + he:sh, j:j + we:sw, :] == ys)
-                xp.copyto(ids, ids.dtype.type(0), where=xs[:, 0:he:sh, 0:we:sw, :] == ys)
+            ys[...] = window(xs, 0)
+            for k in range(1, kh * kw):
+                xp.maximum(ys, window(xs, k), out=ys)
+            if idx is not None:  # the first window position holding the max wins
+                first_max_index(idx[lo:hi], ys, lambda k: window(xs, k), kh * kw, xp)
         backend.batch_parallel(work, N, xp)
         self.idx, self.x_shape, self.pad_shape = idx, x.shape, (N, Hp, Wp, C)
         return y
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        N, H, W, C = self.x_shape
+        N = self.x_shape[0]
         kh, kw, sh, sw, p = self.kh, self.kw, self.sh, self.sw, self.pad
         OH, OW = gy.shape[1:3]
-        he, we = sh * (OH - 1) + 1, sw * (OW - 1) + 1
+        he, we = sweep(OH, sh), sweep(OW, sw)
         g = xp.zeros(self.pad_shape, dtype=gy.dtype)
         overlap = sh < kh or sw < kw
 
@@ -116,12 +90,7 @@ class MaxPool2d(Function):
         backend.batch_parallel(work, N, xp)
         if p == 0 and g.shape == self.x_shape:
             return g
-        h, w = min(H, self.pad_shape[1] - p), min(W, self.pad_shape[2] - p)
-        out = xp.zeros(self.x_shape, dtype=gy.dtype) if (h, w) != (H, W) else None
-        if out is None:
-            return xp.ascontiguousarray(g[:, p:p + H, p:p + W, :])
-        out[:, :h, :w, :] = g[:, p:p + h, p:p + w, :]
-        return out
+        return crop(g, p, self.x_shape, xp)
 
 
 class Maxout(Function):
@@ -163,8 +132,7 @@ class Maxout(Function):
             ids[...] = 0
             for k in range(2, p):
                 xp.maximum(ys, xs[..., k], out=ys)
-            for k in range(p - 1, -1, -1):  # first winning piece last, so it stays
-                xp.copyto(ids, ids.dtype.type(k), where=xs[..., k] == ys)
+            first_max_index(ids, ys, lambda k: xs[..., k], p, xp)
         if x.ndim > 1:
             backend.batch_parallel(work, x.shape[0], xp)
         else:

@@ -1,0 +1,71 @@
+"""Window geometry shared by convolution and pooling (channels-last maps (N, H, W, C)):
+output sizes, the extent a strided window sweep covers, padding and cropping, and the
+first-maximum-wins bookkeeping of the max-like ops (pooling, maxout).
+"""
+from __future__ import annotations
+
+import math
+
+__all__ = ["conv_output_size", "pool_output_size", "sweep", "pad_to", "crop", "first_max_index"]
+
+
+def conv_output_size(size, k, stride, pad):
+    """Output length of a convolution: floor((size + 2 pad - k) / stride) + 1."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+def pool_output_size(size, k, stride, pad=0, ceil_mode=False):
+    """Output length of a pooling window ``k``/``stride`` over ``size`` (+2*pad).
+
+    ceil mode lets the last window hang over the edge (as the paper's code does)
+    but never start beyond the input: ceil((size + 2 pad - k) / stride) + 1.
+    """
+    span = size + 2 * pad - k
+    if span < 0:
+        raise ValueError(
+            f"pooling window {k} is larger than the padded input {size + 2 * pad}; "
+            "use a smaller window or pool an earlier, larger feature map.")
+    if not ceil_mode:
+        return span // stride + 1
+    out = math.ceil(span / stride) + 1
+    if (out - 1) * stride >= size + pad:  # last window would start in the right padding
+        out -= 1
+    return out
+
+
+def sweep(out, stride):
+    """Length of the slice ``start:start + sweep(out, stride):stride`` that yields the ``out``
+    positions of one kernel offset."""
+    return stride * (out - 1) + 1
+
+
+def pad_to(x, pad, shape, value, xp):
+    """x (N, H, W, C) placed at offset (pad, pad) of a new (N, Hp, Wp, C) buffer filled with
+    ``value``; the rows and columns of x beyond the buffer are dropped."""
+    N, H, W, C = x.shape
+    out = xp.full((N, shape[0], shape[1], C), value, dtype=x.dtype)
+    h, w = min(H, shape[0] - pad), min(W, shape[1] - pad)
+    out[:, pad:pad + h, pad:pad + w, :] = x[:, :h, :w, :]
+    return out
+
+
+def crop(g, pad, shape, xp):
+    """The adjoint of ``pad_to``: g (N, Hp, Wp, C) -> (N, H, W, C) = shape; positions of x
+    that ``pad_to`` dropped get zeros."""
+    N, H, W, C = shape
+    h, w = min(H, g.shape[1] - pad), min(W, g.shape[2] - pad)
+    if (h, w) == (H, W):
+        return xp.ascontiguousarray(g[:, pad:pad + H, pad:pad + W, :])
+    out = xp.zeros(shape, dtype=g.dtype)
+    out[:, :h, :w, :] = g[:, pad:pad + h, pad:pad + w, :]
+    return out
+
+
+def first_max_index(idx, y, candidate, n, xp):
+    """Fill ``idx`` with the first k in 0..n-1 whose ``candidate(k)`` equals the maximum ``y``.
+
+    Scans backwards so that earlier positions overwrite later ones: at ties the first
+    maximum in scan order wins, the subgradient the backward passes use. The masks are
+    sparse, so each pass is a cheap masked copy."""
+    for k in range(n - 1, -1, -1):
+        xp.copyto(idx, idx.dtype.type(k), where=candidate(k) == y)
