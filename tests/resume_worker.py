@@ -9,7 +9,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tinyfit import optim  # noqa: E402
-from tinyfit.fitnets import (LinearDecay, init_from_stage1, make_regressor, train_backprop,  # noqa: E402
+from tinyfit.fitnets import (KDConfig, LinearDecay, init_from_stage1, make_regressor, train_backprop,  # noqa: E402
                              train_hints, train_kd, train_teacher)
 from tinyfit.nn import eval_outputs  # noqa: E402
 from tiny import spec, tiny_data, tiny_student, tiny_teacher  # noqa: E402
@@ -53,7 +53,7 @@ def main(stage, out, kill_at):
                         np.random.default_rng(5), progress=False)
             init_from_stage1(model, s1, "h1")
             kill_after(kill_at)
-        train_kd(model, data, sp, rng, t_logits, LinearDecay(4, 0, 2, 3), 3.0, **kw)
+        train_kd(model, data, sp, rng, t_logits, KDConfig(tau=3.0, schedule=LinearDecay(4, 0, 2, 3)), **kw)
     elif stage == "stage1":
         model = tiny_student(np.random.default_rng(3))
         reg = make_regressor(model, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(4))

@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 import tinyfit as tf
 from tinyfit import gradcheck
-from tinyfit.fitnets import (Constant, LinearDecay, init_from_stage1, make_regressor, regressor, regressor_kernel,
+from tinyfit.fitnets import (Constant, LinearDecay, init_from_stage1, make_regressor, conv_regressor, regressor_kernel,
                              train_backprop,
                              train_hints, train_teacher)
 from tinyfit.models import mnist_student, mnist_teacher
@@ -43,7 +43,7 @@ def test_regressor_kernel_rule(gh, gw, hh, hw, cg, ch):
     kh, kw = regressor_kernel((gh, gw, cg), (hh, hw, ch))
     assert (kh, kw) == (gh - hh + 1, gw - hw + 1)
     if kh == kw:
-        r = regressor((gh, gw, cg), (hh, hw, ch), pieces=2, rng=np.random.default_rng(0))
+        r = conv_regressor((gh, gw, cg), (hh, hw, ch), pieces=2, rng=np.random.default_rng(0))
         out = r(tf.Tensor(np.zeros((2, gh, gw, cg), np.float32)))
         assert out.shape == (2, hh, hw, ch)
 
@@ -61,7 +61,7 @@ def test_regressor_for_the_paper_models():
 
 
 def test_regressor_gradcheck():
-    r = regressor((4, 4, 3), (3, 3, 2), pieces=2, rng=np.random.default_rng(0)).astype(np.float64)
+    r = conv_regressor((4, 4, 3), (3, 3, 2), pieces=2, rng=np.random.default_rng(0)).astype(np.float64)
     x = tf.Tensor(np.random.default_rng(1).standard_normal((2, 4, 4, 3)), requires_grad=True)
     assert gradcheck(lambda x, *ps: r(x), [x] + r.parameters())
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tinyfit as tf
-from tinyfit.fitnets import StageSpec, error_rate, train_kd
+from tinyfit.fitnets import KDConfig, StageSpec, error_rate, train_kd
 from tinyfit.nn import Conv2d, Linear, Parameter
 from tinyfit.optim import SGD, Adam, RMSProp, apply_max_norm
 from tinyfit.training import FitConfig
@@ -34,7 +34,7 @@ def test_sgd_with_momentum_two_steps():
 
 def test_momentum_ramp_reaches_its_final_value_at_the_saturate_epoch():
     opt = SGD([param([0.0])], lr=0.1, momentum=0.5)
-    hook = StageSpec("sgd", 0.1, 0.5, 0.7, 5).epoch_hook(opt)
+    [hook] = StageSpec("sgd", 0.1, 0.5, 0.7, 5).epoch_hooks(opt)
     seen = []
     for epoch in range(1, 8):
         hook(epoch)
@@ -89,10 +89,9 @@ def test_kd_training_sees_lambda_of_the_current_epoch():
         seen.append(epoch)
         return 1.0
     spec = StageSpec("rmsprop", 0.01, fit=FitConfig(epochs=3, batch_size=16, patience=100))
-    train_kd(tiny_student(np.random.default_rng(1)), data, spec, np.random.default_rng(2), t_logits, schedule,
-             progress=False)
-    steps = len(data.y_train) // 16
-    assert seen == [1] * steps + [2] * steps + [3] * steps
+    train_kd(tiny_student(np.random.default_rng(1)), data, spec, np.random.default_rng(2), t_logits,
+             KDConfig(schedule=schedule), progress=False)
+    assert seen == [1, 2, 3]  # read once per epoch, before its steps, with that epoch's number
 
 
 def test_evaluation_is_deterministic_and_dropout_free():

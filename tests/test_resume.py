@@ -199,10 +199,33 @@ def test_resume_refuses_other_settings_and_architectures(tmp_path):
     with pytest.raises(CheckpointError, match=r"does not match module 'model'.*unexpected: h0\.conv\.W"
                                               r".*y\.W: expected \(64, 3\), got \(4, 3\)"):
         train_backprop(wrong, data, spec(2), np.random.default_rng(0), ckpt_path=ck, resume=True, progress=False)
+    from tinyfit.fitnets import Constant, KDConfig, train_kd
     with pytest.raises(CheckpointError, match="checkpoint of stage 'backprop', expected 'kd'"):
-        from tinyfit.fitnets import Constant, train_kd
         train_kd(tiny_student(np.random.default_rng(0)), data, spec(2), np.random.default_rng(0),
-                 np.zeros((64, 3), np.float32), Constant(1.0), ckpt_path=ck, resume=True, progress=False)
+                 np.zeros((64, 3), np.float32), KDConfig(schedule=Constant(1.0)), ckpt_path=ck, resume=True,
+                 progress=False)
+
+
+def test_resumed_kd_run_checks_its_lambda_schedule(tmp_path):
+    """The KD settings (tau, the lambda schedule, variants) are stored in the checkpoint; a
+    resumed run with other settings is refused instead of silently mixing two schedules."""
+    from tinyfit.fitnets import KDConfig, LinearDecay, train_kd
+    data = tiny_data()
+    ck = str(tmp_path / "kd.ckpt.npz")
+    t = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+    kd = KDConfig(tau=3.0, schedule=LinearDecay(4.0, 0.0, 2, 3))
+    train_kd(tiny_student(np.random.default_rng(0)), data, spec(1), np.random.default_rng(0), t, kd, ckpt_path=ck,
+             progress=False)
+    _, meta = load_archive(ck, "checkpoint")
+    assert meta["config"]["kd"]["schedule"] == {"type": "LinearDecay", "start": 4.0, "final": 0.0, "start_epoch": 2,
+                                                "saturate": 3, "step": 2.0}
+    for other in (KDConfig(tau=3.0, schedule=LinearDecay(4.0, 1.0, 2, 3)), KDConfig(tau=2.0, schedule=kd.schedule)):
+        with pytest.raises(CheckpointError, match="trained with kd="):
+            train_kd(tiny_student(np.random.default_rng(0)), data, spec(2), np.random.default_rng(0), t, other,
+                     ckpt_path=ck, resume=True, progress=False)
+    r = train_kd(tiny_student(np.random.default_rng(0)), data, spec(2), np.random.default_rng(0), t, kd,
+                 ckpt_path=ck, resume=True, progress=False)
+    assert r.epochs_run == 2
 
 
 def test_weights_do_not_depend_on_the_number_of_threads(monkeypatch):

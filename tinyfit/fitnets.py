@@ -19,8 +19,9 @@ from .nn import Conv2d, Dropout, MaxoutConv2d, Module, eval_outputs
 from .optim import SGD, Adam, RMSProp
 from .training import FitConfig, fit
 
-__all__ = ["LinearDecay", "Constant", "StageSpec", "error_rate", "regressor_kernel", "regressor", "make_regressor",
-           "train_classifier", "train_teacher", "train_backprop", "train_kd", "train_hints", "init_from_stage1"]
+__all__ = ["LinearDecay", "Constant", "KDConfig", "StageSpec", "error_rate", "regressor_kernel", "conv_regressor",
+           "make_regressor", "train_classifier", "train_teacher", "train_backprop", "train_kd", "train_hints",
+           "init_from_stage1", "LayerSubset"]
 
 
 class Constant:
@@ -56,6 +57,52 @@ class LinearDecay:
         return self.start - self.step * (epoch - self.start_epoch + 1)
 
 
+@dataclass(frozen=True)
+class KDConfig:
+    """Everything the KD loss needs besides the data, validated once.
+
+    tau: the softmax temperature (the paper: 3). schedule: lambda(epoch) -> the weight of the
+    soft term (``LinearDecay`` or ``Constant``). soft: 'ce' (the paper) or 'kl'.
+    tau_squared: scale the soft term by tau^2 (Hinton et al.; not the paper's).
+    student_tau: the student's temperature in the soft term (default tau; the official code
+    effectively used 1)."""
+    tau: float = 3.0
+    schedule: object = field(default_factory=LinearDecay)
+    soft: str = "ce"
+    tau_squared: bool = False
+    student_tau: float = None
+
+    def __post_init__(self):
+        F.check_temperature(self.tau)
+        if self.student_tau is not None:
+            F.check_temperature(self.student_tau)
+        if self.soft not in ("ce", "kl"):
+            raise ValueError(f"soft must be 'ce' or 'kl', got {self.soft!r}")
+        if not callable(self.schedule):
+            raise ValueError(f"schedule must be a callable epoch -> lambda, got {self.schedule!r}")
+
+    def soft_targets(self, teacher_logits):
+        """P_T^tau = softmax(teacher_logits / tau) (N, K), computed once for a whole run."""
+        with no_grad():
+            return F.softmax(Tensor(teacher_logits), self.tau).data
+
+    def weight(self, epoch):
+        """lambda at ``epoch`` (1-based), checked."""
+        return F.check_kd_weight(self.schedule(epoch))
+
+    def loss(self, student_logits, labels, targets, lam):
+        """The KD loss of a batch from its rows of ``soft_targets``."""
+        s_tau = self.tau if self.student_tau is None else self.student_tau
+        return F.kd_loss_targets(student_logits, labels, targets, lam, s_tau, self.soft,
+                                 self.tau * self.tau if self.tau_squared else 1.0)
+
+    def describe(self):
+        """JSON-able settings (stored in checkpoints; a resumed run must match them)."""
+        sched = vars(self.schedule) if hasattr(self.schedule, "__dict__") else repr(self.schedule)
+        return {"tau": self.tau, "schedule": {"type": type(self.schedule).__name__, **sched}, "soft": self.soft,
+                "tau_squared": self.tau_squared, "student_tau": self.student_tau}
+
+
 @dataclass
 class StageSpec:
     """Optimiser and loop settings of one stage.
@@ -82,14 +129,15 @@ class StageSpec:
             return Adam(params, self.lr)
         raise ValueError(f"optimizer must be 'rmsprop', 'sgd' or 'adam', got {self.optimizer!r}")
 
-    def epoch_hook(self, opt):
+    def epoch_hooks(self, opt):
+        """The per-epoch knobs of this stage's optimiser: the SGD momentum ramp."""
         if not isinstance(opt, SGD) or self.final_momentum == self.momentum:
-            return None
+            return []
 
-        def hook(epoch):
+        def momentum_ramp(epoch):
             frac = min(1.0, (epoch - 1) / max(1, self.momentum_saturate - 1))
             opt.momentum = self.momentum + frac * (self.final_momentum - self.momentum)
-        return hook
+        return [momentum_ramp]
 
 
 def error_rate(model, x, y, batch_size=1000):
@@ -114,7 +162,7 @@ def regressor_kernel(guided_shape, hint_shape):
     return gh - hh + 1, gw - hw + 1
 
 
-def regressor(guided_shape, hint_shape, pieces=None, init=0.05, max_norm=None, rng=None):
+def conv_regressor(guided_shape, hint_shape, pieces=None, init=0.05, max_norm=None, rng=None):
     """The conv regressor r: guided maps (N, Hg, Wg, Cg) -> hint-shaped maps (N, Hh, Wh, Ch).
 
     A no-padding conv with kernel ``regressor_kernel``: pieces=None gives a plain linear
@@ -144,7 +192,7 @@ def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **k
     with no_grad():
         g = student(x.to(student.device), until=guided).shape[1:]
         h = teacher(x.to(teacher.device), until=hint).shape[1:]
-    return regressor(g, h, pieces=pieces, **kw)
+    return conv_regressor(g, h, pieces=pieces, **kw)
 
 
 def _use_rng(model, rng):
@@ -157,46 +205,49 @@ def _batch_error(out, y):
     return float((out.data.argmax(axis=1) != y).mean())
 
 
-def train_classifier(stage, model, data, spec, rng, loss="ce", teacher_logits=None, schedule=None,
-                     tau=3.0, kd_options=None, ckpt_path=None, resume=False, progress=True):
-    """Train ``model`` on data.x_train/y_train with cross-entropy ('ce') or the KD loss ('kd',
-    needs ``teacher_logits`` for the training set and a lambda ``schedule``); early stopping on
-    validation error; the best-on-validation weights are restored."""
-    if loss == "kd" and (teacher_logits is None or schedule is None):
-        raise ValueError("KD training needs teacher_logits and a lambda schedule")
-    if loss not in ("ce", "kd"):
-        raise ValueError(f"loss must be 'ce' or 'kd', got {loss!r}")
+def train_classifier(stage, model, data, spec, rng, teacher_logits=None, kd=None, ckpt_path=None, resume=False,
+                     progress=True):
+    """Train ``model`` on data.x_train/y_train with cross-entropy, or with the KD loss when
+    ``kd`` (a KDConfig) and ``teacher_logits`` (N_train, K) are given; validation error
+    selects the best epoch, whose weights are restored at the end."""
+    if (kd is None) != (teacher_logits is None):
+        raise ValueError("KD training needs both teacher_logits and a KDConfig (kd=); plain training neither")
     _use_rng(model, rng)
     opt = spec.make_optimizer(model.parameters())
     x, y = data.x_train, data.y_train
-    kd_options = kd_options or {}
+    hooks = spec.epoch_hooks(opt)
+    meta = {"loss": "kd" if kd else "ce", "lr": spec.lr, "optimizer": spec.optimizer}
+    if kd is not None:
+        targets = kd.soft_targets(teacher_logits)  # once per run: the teacher is frozen
+        lam = [None]
+        hooks.append(lambda epoch: lam.__setitem__(0, kd.weight(epoch)))
+        meta["kd"] = kd.describe()
 
-    def loss_fn(idx, epoch):
+    def loss_fn(idx):
         out = model(Tensor(x[idx]))
-        if loss == "ce":
-            L = F.cross_entropy(out, y[idx])
-        else:
-            L = F.kd_loss(out, y[idx], teacher_logits[idx], schedule(epoch), tau, **kd_options)
+        L = F.cross_entropy(out, y[idx]) if kd is None else kd.loss(out, y[idx], targets[idx], lam[0])
         return L, _batch_error(out, y[idx])
 
-    meta = {"loss": loss, "tau": tau, "lr": spec.lr, "optimizer": spec.optimizer}
-    return fit(stage, {"model": model}, opt, loss_fn, lambda: error_rate(model, data.x_val, data.y_val),
-               len(y), spec.fit, rng, ckpt_path, resume, spec.epoch_hook(opt), progress, meta)
+    return fit(stage=stage, modules={"model": model}, optimizer=opt, loss_fn=loss_fn,
+               val_fn=lambda: error_rate(model, data.x_val, data.y_val), n_train=len(y), cfg=spec.fit, rng=rng,
+               ckpt_path=ckpt_path, resume=resume, epoch_hooks=hooks, progress=progress, meta=meta,
+               verify=("kd",) if kd else ())
 
 
 def train_teacher(teacher, data, spec, rng, **kw):
     """The teacher: cross-entropy with dropout (train mode) and max-norm (in the model)."""
-    return train_classifier("teacher", teacher, data, spec, rng, "ce", **kw)
+    return train_classifier("teacher", teacher, data, spec, rng, **kw)
 
 
 def train_backprop(student, data, spec, rng, stage="backprop", **kw):
     """Baseline: the student trained by standard backprop on the labels."""
-    return train_classifier(stage, student, data, spec, rng, "ce", **kw)
+    return train_classifier(stage, student, data, spec, rng, **kw)
 
 
-def train_kd(student, data, spec, rng, teacher_logits, schedule, tau=3.0, stage="kd", **kw):
-    """KD (FitNets eq. 2); with a stage-1-initialised student this is FitNets' stage 2."""
-    return train_classifier(stage, student, data, spec, rng, "kd", teacher_logits, schedule, tau, **kw)
+def train_kd(student, data, spec, rng, teacher_logits, kd, stage="kd", **kw):
+    """KD (FitNets eq. 2) with a KDConfig; with a stage-1-initialised student this is
+    FitNets' stage 2."""
+    return train_classifier(stage, student, data, spec, rng, teacher_logits=teacher_logits, kd=kd, **kw)
 
 
 def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, reduction="paper",
@@ -209,7 +260,7 @@ def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, redu
     opt = spec.make_optimizer(params)
     x = data.x_train
 
-    def loss_fn(idx, epoch):
+    def loss_fn(idx):
         g = student(Tensor(x[idx]), until=guided)
         return F.hint_loss(regressor(g), Tensor(teacher_hints[idx]), reduction), None
 
@@ -225,8 +276,9 @@ def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, redu
 
     lower = LayerSubset(student, student.names_until(guided))
     meta = {"loss": "hint", "reduction": reduction, "guided": guided}
-    return fit("stage1", {"student": lower, "regressor": regressor}, opt, loss_fn, val_fn, len(x),
-               spec.fit, rng, ckpt_path, resume, spec.epoch_hook(opt), progress, meta)
+    return fit(stage="stage1", modules={"student": lower, "regressor": regressor}, optimizer=opt, loss_fn=loss_fn,
+               val_fn=val_fn, n_train=len(x), cfg=spec.fit, rng=rng, ckpt_path=ckpt_path, resume=resume,
+               epoch_hooks=spec.epoch_hooks(opt), progress=progress, meta=meta)
 
 
 class LayerSubset(Module):

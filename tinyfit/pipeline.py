@@ -24,8 +24,8 @@ import numpy as np
 from . import __version__
 from .checkpoint import load_archive, load_model, save_model
 from .files import atomic_write
-from .fitnets import (LinearDecay, StageSpec, error_rate, init_from_stage1, make_regressor, train_backprop,
-                      train_hints, train_kd, train_teacher)
+from .fitnets import (KDConfig, LinearDecay, StageSpec, error_rate, init_from_stage1, make_regressor,
+                      train_backprop, train_hints, train_kd, train_teacher)
 from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
 from .nn import eval_outputs
 from .training import FitConfig
@@ -117,6 +117,10 @@ class PipelineConfig:
     def schedule(self):
         E = self.budget.student
         return LinearDecay(4.0, self.lambda_final, min(5, E), max(min(5, E), round(0.3 * E)))
+
+    def kd(self):
+        """The KD loss settings of stage 2 and the KD baseline."""
+        return KDConfig(tau=self.tau, schedule=self.schedule())
 
     def rng(self, stage, key=()):
         return np.random.default_rng([self.seed, STAGES[stage], *key])
@@ -210,8 +214,8 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     elif method == "kd":
         model, r = build("kd"), rng("kd")
         model, res = _train_or_load("kd", out, model, lambda ck: train_kd(
-            model, data, cfg.stage_spec(E), r, teacher.logits, cfg.schedule(), cfg.tau, ckpt_path=ck,
-            resume=resume, progress=cfg.progress), resume, device, log, extra)
+            model, data, cfg.stage_spec(E), r, teacher.logits, cfg.kd(), ckpt_path=ck, resume=resume,
+            progress=cfg.progress), resume, device, log, extra)
     else:
         s1, r1 = build("stage1"), rng("stage1")
         reg = make_regressor(s1, student.guided, teacher.model, TEACHER_HINT, data.x_train.shape[1:],
@@ -228,8 +232,8 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
         s1, res1 = _train_or_load("stage1", out, s1, stage1, resume, device, log, extra)
         model, r2 = init_from_stage1(build("fitnet"), s1, student.guided), rng("fitnet")
         model, res = _train_or_load("fitnet", out, model, lambda ck: train_kd(
-            model, data, cfg.stage_spec(E), r2, teacher.logits, cfg.schedule(), cfg.tau, stage="fitnet",
-            ckpt_path=ck, resume=resume, progress=cfg.progress), resume, device, log, extra)
+            model, data, cfg.stage_spec(E), r2, teacher.logits, cfg.kd(), stage="fitnet", ckpt_path=ck,
+            resume=resume, progress=cfg.progress), resume, device, log, extra)
         res = dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
     row = _row(method, model, res, data)
     row["history"] = res.get("history", [])

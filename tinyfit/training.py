@@ -1,28 +1,31 @@
 """The training loop shared by every stage: mini-batches, validation, early
 stopping, best-on-validation weights, checkpoints and exact resume.
 
-One call of ``fit`` trains one stage. Its state (weights, optimiser slots,
-random generator, epoch, step within the epoch and that epoch's batch order,
-best weights, history) is checkpointed atomically at every epoch end, every
-``checkpoint_every`` steps, and on Ctrl-C; ``resume=True`` continues from the
-checkpoint so that the result is bit-identical to an uninterrupted run.
+One call of ``fit`` trains one stage: restore (on resume), then epochs of steps,
+each epoch ended by validation and a checkpoint. Its state (weights, optimiser
+slots, random generator, a ``TrainState`` with the epoch, the step within the
+epoch and that epoch's batch order, best weights, history) is checkpointed
+atomically at every epoch end, every ``checkpoint_every`` steps, and on Ctrl-C;
+``resume=True`` continues from the checkpoint so that the result is
+bit-identical to an uninterrupted run.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
 from . import backend
 from .checkpoint import CheckpointError, load_archive, save_archive
 
-__all__ = ["FitConfig", "FitResult", "NonFiniteError", "fit", "Progress"]
+__all__ = ["FitConfig", "FitResult", "TrainState", "NonFiniteError", "fit", "Progress"]
 
 
 class NonFiniteError(RuntimeError):
@@ -45,6 +48,21 @@ class FitConfig:
         if self.batch_size > n_train:
             raise ValueError(f"batch size {self.batch_size} is larger than the {n_train} training examples; "
                              f"use a batch_size of {n_train} or less")
+
+
+@dataclass
+class TrainState:
+    """Where a stage is: the next epoch and step, the best validation so far, the history.
+    ``sums``: the current epoch's running loss, error and step counts (kept across a resume
+    so that the epoch's history line covers all its steps)."""
+    epoch: int = 1
+    step: int = 0
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    sums: list = field(default_factory=lambda: [0.0, 0.0, 0, 0])
 
 
 @dataclass
@@ -78,10 +96,10 @@ class Progress:
             self.bar.set_postfix(post, refresh=False)
             self.bar.update(1)
 
-    def close(self, line):
+    def close(self, line=""):
         if self.bar is not None:
             self.bar.close()
-        if self.enabled:
+        if self.enabled and line:
             print(line, flush=True)
 
 
@@ -131,133 +149,160 @@ def _finite(loss_value, params):
     return math.isfinite(float(xp.stack(sums).sum()))
 
 
-def fit(stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path=None, resume=False,
-        epoch_hook=None, progress=True, meta=None):
+def _restore(path, stage, cfg, meta, verify, modules, optimizer, rng):
+    """Load a checkpoint of ``stage`` into the modules, optimiser and generator; returns
+    (TrainState, best weights, the interrupted epoch's batch order or None). ``verify``:
+    the keys of ``meta`` that must equal the checkpoint's (settings a resumed run may not change)."""
+    arrays, m = load_archive(path, "checkpoint")
+    if m.get("stage") != stage:
+        raise CheckpointError(f"{path}: checkpoint of stage {m.get('stage')!r}, expected {stage!r}")
+    try:
+        old = m["config"]
+        for k in ("batch_size", "drop_last"):
+            if old["fit"][k] != getattr(cfg, k):
+                raise CheckpointError(
+                    f"{path}: the checkpoint was trained with {k}={old['fit'][k]!r}, this run has "
+                    f"{k}={getattr(cfg, k)!r}; resume with the same setting or start a new run directory")
+        for k in verify:
+            if json.loads(json.dumps(meta.get(k))) != old.get(k):
+                raise CheckpointError(
+                    f"{path}: the checkpoint was trained with {k}={old.get(k)!r}, this run has {k}="
+                    f"{meta.get(k)!r}; resume with the same setting or start a new run directory")
+        _load_states(modules, arrays, "model", path)
+        best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
+        optimizer.load_state_dict({"hyper": m["optimizer"],
+                                   "slots": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
+        rng.bit_generator.state = m["rng"]
+        known = {f.name for f in fields(TrainState)}
+        state = TrainState(**{k: v for k, v in m["state"].items() if k in known})
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: incomplete or inconsistent checkpoint: {type(e).__name__}: {e}") from None
+    return state, best, arrays.get("perm")
+
+
+def _save(path, stage, cfg, meta, state, modules, best, optimizer, rng, perm):
+    """Write the stage's checkpoint: weights, best weights, optimiser, generator, state."""
+    arrays = {f"model/{k}": v for k, v in _states(modules).items()}
+    arrays.update({f"best/{k}": v for k, v in best.items()})
+    o = optimizer.state_dict()
+    arrays.update({f"optim/{k}": v for k, v in o["slots"].items()})
+    if perm is not None:
+        arrays["perm"] = np.asarray(perm)
+    save_archive(path, arrays, {
+        "stage": stage, "optimizer": o["hyper"], "rng": rng.bit_generator.state, "state": asdict(state),
+        "config": {"fit": asdict(cfg), **meta},
+    }, "checkpoint")
+
+
+def _epoch_line(stage, epoch, rec, state):
+    return (f"{stage} epoch {epoch:3d}: loss {rec['train_loss']:.4f}"
+            + (f", train err {100 * rec['train_err']:.2f}%" if "train_err" in rec else "")
+            + f", val {rec['val']:.4f} (best {state.best_val:.4f} @ {state.best_epoch})")
+
+
+def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path=None, resume=False,
+        epoch_hooks=(), progress=True, meta=None, verify=()):
     """Train one stage.
 
     stage: name recorded in checkpoints ('teacher', 'stage1', ...).
     modules: {name: Module} whose weights are checkpointed and whose best-on-validation
         weights are restored at the end (include every module the optimiser updates).
-    loss_fn(idx, epoch) -> (loss Tensor, error rate of the batch or None): idx are the
-        batch's example indices; epoch is 1-based.
+    loss_fn(idx) -> (loss Tensor, error rate of the batch or None): idx are the batch's
+        example indices.
     val_fn() -> float, lower is better (validation error or loss).
     rng: the stage's numpy Generator (shuffling; dropout layers must draw from it too).
-    epoch_hook(epoch): called before each epoch (schedules).
-    meta: JSON-able configuration stored in the checkpoint.
+    epoch_hooks: callables hook(epoch) run before each epoch (1-based): the per-epoch
+        knobs (KD weight lambda, momentum ramp) are set there.
+    meta: JSON-able configuration stored in the checkpoint; ``verify`` names its keys that a
+        resumed run must share with the checkpoint.
     """
     cfg.check(n_train)
+    meta = meta or {}
     params = optimizer.params
     xp = backend.get_array_module(params[0].data)
-    # sums: the interrupted epoch's running loss, error and step counts, so that its history
-    # line after a resume covers every step of the epoch
-    st = dict(epoch=1, step=0, best_val=math.inf, best_epoch=0, bad_epochs=0, history=[], seconds=0.0,
-              sums=[0.0, 0.0, 0, 0])
-    perm = None
-    best = _states(modules)
+    state, perm, best = TrainState(), None, _states(modules)
     if resume and ckpt_path is not None and os.path.exists(ckpt_path):
-        arrays, m = load_archive(ckpt_path, "checkpoint")
-        if m.get("stage") != stage:
-            raise CheckpointError(f"{ckpt_path}: checkpoint of stage {m.get('stage')!r}, expected {stage!r}")
-        try:
-            old = m["config"]["fit"]
-            for k in ("batch_size", "drop_last"):
-                if old[k] != getattr(cfg, k):
-                    raise CheckpointError(
-                        f"{ckpt_path}: the checkpoint was trained with {k}={old[k]!r}, this run has "
-                        f"{k}={getattr(cfg, k)!r}; resume with the same setting or start a new run directory")
-            _load_states(modules, arrays, "model", ckpt_path)
-            best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
-            optimizer.load_state_dict({"hyper": m["optimizer"],
-                                       "slots": {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}})
-            rng.bit_generator.state = m["rng"]
-            st = {k: m["state"].get(k, st[k]) if k == "sums" else m["state"][k] for k in st}
-        except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, CheckpointError):
-                raise
-            raise CheckpointError(f"{ckpt_path}: incomplete or inconsistent checkpoint: "
-                                  f"{type(e).__name__}: {e}") from None
-        perm = arrays.get("perm")
+        state, best, perm = _restore(ckpt_path, stage, cfg, meta, verify, modules, optimizer, rng)
 
-    def save(epoch, step, perm_now):
-        if ckpt_path is None:
-            return
-        arrays = {f"model/{k}": v for k, v in _states(modules).items()}
-        arrays.update({f"best/{k}": v for k, v in best.items()})
-        o = optimizer.state_dict()
-        arrays.update({f"optim/{k}": v for k, v in o["slots"].items()})
-        if perm_now is not None:
-            arrays["perm"] = np.asarray(perm_now)
-        save_archive(ckpt_path, arrays, {
-            "stage": stage, "optimizer": o["hyper"], "rng": rng.bit_generator.state,
-            "state": {**st, "epoch": epoch, "step": step}, "config": {"fit": asdict(cfg), **(meta or {})},
-        }, "checkpoint")
+    def save(perm_now):
+        if ckpt_path is not None:
+            _save(ckpt_path, stage, cfg, meta, state, modules, best, optimizer, rng, perm_now)
 
     with _Interrupt() as intr:
-        epoch = st["epoch"]
-        while epoch <= cfg.epochs and st["bad_epochs"] < cfg.patience:
+        while state.epoch <= cfg.epochs and state.bad_epochs < cfg.patience:
             t0 = time.perf_counter()
-            if epoch_hook is not None:
-                epoch_hook(epoch)
-            if st["step"] == 0 or perm is None:
+            for hook in epoch_hooks:
+                hook(state.epoch)
+            if state.step == 0 or perm is None:
                 order = rng.permutation(n_train)
-                st["step"] = 0
+                state.step, state.sums = 0, [0.0, 0.0, 0, 0]
             else:
                 order = perm
-            bs = cfg.batch_size
-            stop = n_train - n_train % bs if cfg.drop_last else n_train
-            dev_order = xp.asarray(order)  # one copy per epoch; batches are slices on the device
-            idx_list = [dev_order[i:i + bs] for i in range(0, stop, bs)]
-            bar = Progress(stage, epoch, len(idx_list), progress)
-            if bar.bar is not None and st["step"]:
-                bar.bar.update(st["step"])
-            tot_loss, tot_err, n_err, n_steps = st["sums"] if st["step"] else (0.0, 0.0, 0, 0)
-            for step in range(st["step"], len(idx_list)):
-                if intr.flag:
-                    st["seconds"] += time.perf_counter() - t0
-                    st["sums"] = [tot_loss, tot_err, n_err, n_steps]
-                    save(epoch, step, order)
-                    bar.close(f"{stage}: interrupted at epoch {epoch}, step {step}; checkpoint saved")
-                    raise KeyboardInterrupt
-                optimizer.zero_grad()
-                loss, err = loss_fn(idx_list[step], epoch)
-                loss.backward()
-                lv = float(loss.data)
-                if not _finite(lv, params):
-                    bar.close("")
-                    raise NonFiniteError(
-                        f"{stage}: non-finite loss or gradient at epoch {epoch}, step {step + 1} (loss {lv}); "
-                        f"the last good checkpoint is kept{' at ' + str(ckpt_path) if ckpt_path else ''}. "
-                        "Lower the learning rate or check the input data.")
-                optimizer.step()
-                tot_loss += lv
-                n_steps += 1
-                if err is not None:
-                    tot_err += err
-                    n_err += 1
-                bar.update(lv, err)
-                if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(idx_list):
-                    st["seconds"] += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    st["sums"] = [tot_loss, tot_err, n_err, n_steps]
-                    save(epoch, step + 1, order)
+            t0 = _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr,
+                            save, ckpt_path, t0)
             val = float(val_fn())
-            st["seconds"] += time.perf_counter() - t0
-            rec = {"epoch": epoch, "train_loss": tot_loss / max(n_steps, 1), "val": val}
+            state.seconds += time.perf_counter() - t0
+            tot_loss, tot_err, n_err, n_steps = state.sums
+            rec = {"epoch": state.epoch, "train_loss": tot_loss / max(n_steps, 1), "val": val}
             if n_err:
                 rec["train_err"] = tot_err / n_err
-            st["history"].append(rec)
-            if val < st["best_val"]:
-                st.update(best_val=val, best_epoch=epoch, bad_epochs=0)
+            state.history.append(rec)
+            if val < state.best_val:
+                state.best_val, state.best_epoch, state.bad_epochs = val, state.epoch, 0
                 best = _states(modules)
             else:
-                st["bad_epochs"] += 1
-            bar.close(f"{stage} epoch {epoch:3d}: loss {rec['train_loss']:.4f}"
-                      + (f", train err {100 * rec['train_err']:.2f}%" if n_err else "")
-                      + f", val {val:.4f} (best {st['best_val']:.4f} @ {st['best_epoch']})")
-            epoch += 1
-            st["step"] = 0
-            st["sums"] = [0.0, 0.0, 0, 0]
-            perm = None
-            save(epoch, 0, None)
+                state.bad_epochs += 1
+            if progress:
+                print(_epoch_line(stage, state.epoch, rec, state), flush=True)
+            state.epoch, state.step, state.sums, perm = state.epoch + 1, 0, [0.0, 0.0, 0, 0], None
+            save(None)
     _load_states(modules, {f"best/{k}": v for k, v in best.items()}, "best", "best weights")
-    return FitResult(stage, st["best_val"], st["best_epoch"], len(st["history"]), st["seconds"], st["history"])
+    return FitResult(stage, state.best_val, state.best_epoch, len(state.history), state.seconds, state.history)
+
+
+def _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr, save, ckpt_path,
+               t0):
+    """The optimiser steps of one epoch from ``state.step`` on, in batch ``order``; keeps
+    ``state.step`` and ``state.sums`` current, checkpoints every ``cfg.checkpoint_every``
+    steps and on Ctrl-C. Returns the start of the epoch's current timing interval."""
+    bs = cfg.batch_size
+    stop = n_train - n_train % bs if cfg.drop_last else n_train
+    dev_order = xp.asarray(order)  # one copy per epoch; batches are slices on the device
+    idx_list = [dev_order[i:i + bs] for i in range(0, stop, bs)]
+    bar = Progress(stage, state.epoch, len(idx_list), progress)
+    if bar.bar is not None and state.step:
+        bar.bar.update(state.step)
+    for step in range(state.step, len(idx_list)):
+        state.step = step
+        if intr.flag:
+            state.seconds += time.perf_counter() - t0
+            save(order)
+            bar.close(f"{stage}: interrupted at epoch {state.epoch}, step {step}; checkpoint saved")
+            raise KeyboardInterrupt
+        optimizer.zero_grad()
+        loss, err = loss_fn(idx_list[step])
+        loss.backward()
+        lv = float(loss.data)
+        if not _finite(lv, params):
+            bar.close()
+            raise NonFiniteError(
+                f"{stage}: non-finite loss or gradient at epoch {state.epoch}, step {step + 1} (loss {lv}); "
+                f"the last good checkpoint is kept{' at ' + str(ckpt_path) if ckpt_path else ''}. "
+                "Lower the learning rate or check the input data.")
+        optimizer.step()
+        s = state.sums
+        s[0] += lv
+        s[3] += 1
+        if err is not None:
+            s[1] += err
+            s[2] += 1
+        bar.update(lv, err)
+        state.step = step + 1
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(idx_list):
+            state.seconds += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            save(order)
+    bar.close("")
+    return t0

@@ -10,7 +10,8 @@ from .. import backend
 from ..autograd import Function, Tensor, no_grad
 from .activation import _log_softmax, check_temperature, soften, softmax
 
-__all__ = ["cross_entropy", "soft_cross_entropy", "hint_loss", "kd_loss", "check_labels"]
+__all__ = ["cross_entropy", "soft_cross_entropy", "hint_loss", "kd_loss", "kd_loss_targets", "check_labels",
+           "check_kd_weight"]
 
 
 def check_labels(labels, n, k):
@@ -126,24 +127,36 @@ def kd_loss(student_logits, labels, teacher_logits, lam, tau=3.0, soft="ce",
     tau_squared: multiply the soft term by tau^2 (Hinton et al.; not the paper's).
     student_tau: temperature of the student's softmax in the soft term; default
         ``tau``. The official code effectively used 1 (see docs/fitnets.md).
-    The teacher's logits are treated as constants.
+    The teacher's logits are treated as constants. Training loops that see the same
+    teacher outputs every epoch compute P_T^tau once and call ``kd_loss_targets``.
     """
     tau = check_temperature(tau)
-    if not np.isscalar(lam) or not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"KD weight lambda must be a finite number >= 0, got {lam!r}")
+    check_kd_weight(lam)
     if soft not in ("ce", "kl"):
         raise ValueError(f"soft must be 'ce' or 'kl', got {soft!r}")
     s_tau = tau if student_tau is None else check_temperature(student_tau)
     t = teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits
     with no_grad():
         q = softmax(Tensor(t), tau).data
+    return kd_loss_targets(student_logits, labels, q, lam, s_tau, soft, tau * tau if tau_squared else 1.0)
+
+
+def check_kd_weight(lam):
+    if not np.isscalar(lam) or not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"KD weight lambda must be a finite number >= 0, got {lam!r}")
+    return float(lam)
+
+
+def kd_loss_targets(student_logits, labels, q, lam, student_tau, soft="ce", scale=1.0):
+    """The KD loss from the teacher's softened outputs ``q`` = P_T^tau (N, K), already
+    computed: H(y, P_S) + lam * scale * H(q, P_S^student_tau) (or the KL form). No argument
+    checks: ``kd_loss`` and ``fitnets.KDConfig`` validate them once."""
     hard = cross_entropy(student_logits, labels)
     if lam == 0:
         return hard
-    soft_term = soft_cross_entropy(student_logits, Tensor(q.astype(student_logits.dtype, copy=False)), s_tau)
+    soft_term = soft_cross_entropy(student_logits, Tensor(q.astype(student_logits.dtype, copy=False)), student_tau)
     if soft == "kl":
         xp = backend.get_array_module(q)
         ent = -(q * xp.log(xp.maximum(q, np.finfo(q.dtype).tiny))).sum() / q.shape[0]
         soft_term = soft_term - ent.astype(student_logits.dtype)
-    w = lam * (tau * tau if tau_squared else 1.0)
-    return hard + soft_term * w
+    return hard + soft_term * (lam * scale)
