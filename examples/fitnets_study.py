@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 
 import tinyfit  # noqa: E402
 from mnist_fitnet import add_common_args, check_common_args, load_data  # noqa: E402
-from tinyfit import backend, data as D  # noqa: E402
+from tinyfit import data as D  # noqa: E402
 from tinyfit.checkpoint import CheckpointError  # noqa: E402
 from tinyfit.pipeline import BUDGETS, PipelineConfig  # noqa: E402
 from tinyfit.study import DEPTHS, EXPERIMENTS, STUDY_BUDGETS, depth_students, format_summary, run_study  # noqa: E402
@@ -50,23 +50,16 @@ def parse_args(argv=None):
         p.error(f"--seeds must be distinct non-negative integers, got {a.seeds}")
     if not a.depths or min(a.depths) < 3:
         p.error(f"--depths must be integers >= 3, got {a.depths}")
-    if a.epochs is not None and a.epochs <= 0:
-        p.error(f"--epochs must be positive, got {a.epochs}")
     check_common_args(p, a)
     return a
 
 
 def main(argv=None):
     a = parse_args(argv)
-    backend.tune_malloc()
-    a.device = backend.check_device(a.device or backend.default_device())
     data, source = load_data(a)
     budget = BUDGETS["quick"] if a.quick else BUDGETS["full"] if a.data_dir else STUDY_BUDGETS[a.experiment]
-    if a.epochs:
-        budget = budget.with_epochs(a.epochs)
-        budget = type(budget)(teacher=STUDY_BUDGETS[a.experiment].teacher if not (a.quick or a.data_dir)
-                              else budget.teacher, student=budget.student, hints=budget.hints,
-                              patience=budget.patience)
+    if a.epochs:  # the students' budget; the shared teacher keeps its own
+        budget = budget.with_epochs(a.epochs, teacher=budget.teacher)
     cfg = PipelineConfig(budget=budget, batch_size=a.batch_size, tau=a.tau, lambda_final=a.lambda_final,
                          init=a.init, teacher_init="code" if a.data_dir else "glorot", device=a.device,
                          progress=not a.no_progress)

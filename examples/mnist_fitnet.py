@@ -44,6 +44,8 @@ def add_common_args(p, out):
 
 
 def check_common_args(p, a):
+    if a.epochs is not None and a.epochs <= 0:
+        p.error(f"--epochs must be positive, got {a.epochs}")
     if a.batch_size <= 0:
         p.error(f"--batch-size must be positive, got {a.batch_size}")
     if a.tau <= 0:
@@ -64,7 +66,10 @@ def check_common_args(p, a):
 
 
 def load_data(a):
-    """(Split, description) on the chosen device, from --data-dir / --download or the embedded digits."""
+    """Set up the process (allocator, device) and return (Split, description) on the chosen
+    device, from --data-dir / --download or the embedded digits."""
+    backend.tune_malloc()
+    a.device = backend.check_device(a.device or backend.default_device())
     if a.download:
         a.data_dir = D.download_mnist(a.cache_dir, a.mirror)
     split, source = D.mnist_split(a.data_dir, a.quick)
@@ -97,16 +102,12 @@ def parse_args(argv=None):
     if bad or not methods:
         p.error(f"--methods: unknown {bad or a.methods!r}; choose from backprop, kd, fitnet")
     a.methods = methods
-    if a.epochs is not None and a.epochs <= 0:
-        p.error(f"--epochs must be positive, got {a.epochs}")
     check_common_args(p, a)
     return a
 
 
 def main(argv=None):
     a = parse_args(argv)
-    backend.tune_malloc()
-    a.device = backend.check_device(a.device or backend.default_device())
     data, source = load_data(a)
     full = bool(a.data_dir)
     budget = BUDGETS["quick" if a.quick else "full" if full else "default"]

@@ -143,6 +143,9 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in rows]
     # nothing was trained: no model or checkpoint file was written again
     assert stamps == {p: os.stat(p).st_mtime_ns for p in stamps}
+    if experiment == "init":  # the shared teacher is reused only with the settings it was trained with
+        with pytest.raises(ValueError, match="teacher.model.npz was trained with .*batch_size.: 128"):
+            study.main(args + ["--batch-size", "64"])
 
 
 def test_study_and_example_reject_bad_output_folders_and_seeds(capsys):

@@ -53,9 +53,9 @@ class Budget:
             if not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"budget {k} must be a positive integer number of epochs, got {v!r}")
 
-    def with_epochs(self, epochs):
-        """Every stage ``epochs`` long (stage 1 half of it)."""
-        return Budget(epochs, epochs, max(1, epochs // 2), self.patience)
+    def with_epochs(self, epochs, teacher=None):
+        """Every stage ``epochs`` long (stage 1 half of it; the teacher ``teacher`` if given)."""
+        return Budget(epochs if teacher is None else teacher, epochs, max(1, epochs // 2), self.patience)
 
 
 BUDGETS = {
@@ -173,10 +173,27 @@ def _train_or_load(stage, out, model, train, resume, device, log, extra=None):
     return model, res
 
 
+def _teacher_setup(data, cfg):
+    """What a trained teacher depends on (stored in its model file, checked on reuse)."""
+    return {"seed": cfg.seed, "epochs": cfg.budget.teacher, "patience": cfg.budget.patience,
+            "init": cfg.teacher_init or cfg.init, "pieces": cfg.pieces, "pooling": cfg.pooling,
+            "batch_size": cfg.batch_size, "split": data.describe()}
+
+
 def get_teacher(data, out, cfg, path=None, resume=False, log=print):
     """The teacher: loaded from ``path`` (a .model.npz), or trained into ``out`` (SGD with
-    momentum, dropout, max-norm) unless ``resume`` finds it finished there."""
+    momentum, dropout, max-norm) unless ``resume`` finds it finished there, trained with the
+    same settings (else ValueError)."""
     device = cfg.device
+    setup = _teacher_setup(data, cfg)
+    done = os.path.join(out, "teacher.model.npz")
+    if resume and not path and os.path.exists(done):
+        saved = load_archive(done, "model")[1]["extra"].get("setup")
+        if saved is None:
+            log(f"teacher: {done} does not record its settings (an older file); reusing it as it is")
+        elif saved != setup:
+            raise ValueError(f"{done} was trained with {saved}, this run needs {setup}; use another output "
+                             "folder, or pass that file as the teacher explicitly")
     if path:
         model = load_model(path).to(device)
         val = error_rate(model, data.x_val, data.y_val)
@@ -188,7 +205,7 @@ def get_teacher(data, out, cfg, path=None, resume=False, log=print):
         spec = cfg.stage_spec(cfg.budget.teacher, teacher=True)
         model, res = _train_or_load("teacher", out, model, lambda ck: train_teacher(
             model, data, spec, rng, ckpt_path=ck, resume=resume, progress=cfg.progress), resume, device, log,
-            {"seed": cfg.seed})
+            {"seed": cfg.seed, "setup": setup})
     row = _row("teacher", model, res, data)
     log(f"teacher: test error {100 * row['test_error']:.2f}% (best validation {100 * row['best_val_error']:.2f}%)")
     return Teacher(model, data, dict(row, history=res.get("history", [])))

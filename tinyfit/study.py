@@ -97,13 +97,15 @@ def _load_result(path):
 
 def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, resume=False, depths=DEPTHS,
               log=print, info=None, figure=True):
-    """Train every run of ``experiment`` (after the shared teacher in ``<out>/teacher``) and
+    """Train every run of ``experiment`` (after the teacher shared by all experiments in
+    ``out``: trained into ``<out>/teacher`` once, or ``teacher_path``) and
     write ``<out>/<experiment>/results.json``, ``results.csv``, ``summary.txt`` and, with
     matplotlib, ``<experiment>.png``. ``cfg`` gives the budget, device and the init of the
     depth and curves experiments (its seed is replaced by each run's). Returns the info dict."""
     t0 = time.perf_counter()
     runs = plan(experiment, list(seeds), cfg.init, depths)
-    teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, resume, log)
+    # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
+    teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log)
     exp_dir = os.path.join(out, experiment)
     rows = []
     for i, run in enumerate(runs, 1):
