@@ -123,6 +123,8 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     exp_dir = os.path.join(out, experiment)
     saved = json.load(open(os.path.join(exp_dir, "results.json")))
     assert len(saved["results"]) == len(runs) and saved["summary"]
+    md = open(os.path.join(exp_dir, "summary.md")).read()
+    assert md.count("| backprop - kd |") == len(saved["summary"]) and "| mean test error |" in md
     text = capsys.readouterr().out
     assert "paired over 2 seeds" in text and "mean test err" in text
     if experiment == "depth":

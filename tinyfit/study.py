@@ -29,7 +29,7 @@ from .pipeline import (BUDGETS, METHOD_NAMES, METHODS, Budget, StudentSpec, get_
                        mnist_student_spec, train_student, write_results)
 
 __all__ = ["EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "plan", "depth_students", "run_study", "summarize",
-           "compare", "format_summary"]
+           "compare", "format_summary", "format_markdown"]
 
 EXPERIMENTS = ("init", "depth", "curves")
 DEPTHS = (3, 5, 7, 9)
@@ -131,6 +131,7 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
     write_results(exp_dir, info, rows)
     text = format_summary(summary, experiment)
     atomic_write(os.path.join(exp_dir, "summary.txt"), text + "\n")
+    atomic_write(os.path.join(exp_dir, "summary.md"), format_markdown(summary) + "\n")
     if figure:
         from . import plots
         if plots.available():
@@ -195,6 +196,23 @@ def format_summary(summary, experiment=""):
             lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} +- {100 * p['sd_diff']:.2f} points "
                          f"(paired over {p['n']} seeds; {p['a']} lower in {p['a_wins']}, {p['b']} lower in "
                          f"{p['b_wins']}): {p['verdict']}")
+    return "\n".join(lines)
+
+
+def format_markdown(summary):
+    """The summary as two Markdown tables: test error per cell and method (mean, standard
+    deviation, every seed), then the paired comparisons."""
+    lines = ["| cell | method | mean test error | sd | per seed |", "|---|---|---|---|---|"]
+    for cell, s in summary.items():
+        for m, st in s["methods"].items():
+            per = ", ".join(f"{100 * v:.2f}" for v in st["per_seed"].values())
+            lines.append(f"| {cell} | {METHOD_NAMES[m]} | {100 * st['mean']:.2f}% | {100 * st['sd']:.2f} | {per} |")
+    lines += ["", "| cell | pair | mean difference (points) | sd of the difference | lower error in | verdict |",
+              "|---|---|---|---|---|---|"]
+    for cell, s in summary.items():
+        for p in s["pairs"]:
+            lines.append(f"| {cell} | {p['a']} - {p['b']} | {100 * p['mean_diff']:+.2f} | {100 * p['sd_diff']:.2f} | "
+                         f"{p['a']} {p['a_wins']}, {p['b']} {p['b_wins']} of {p['n']} | {p['verdict']} |")
     return "\n".join(lines)
 
 
