@@ -81,30 +81,28 @@ def _points(ax, x, values, color, jitter):
 
 
 def grouped_errors(groups, path, title="", ylabel="test error (%)"):
-    """Bars of mean test error with the standard deviation over seeds and every seed's point.
+    """One panel per group (each with its own scale): bars of the mean test error, a whisker of
+    one standard deviation over seeds, every seed's point, and the mean written on the bar.
 
     groups: [(group label, {method: [error per seed, in %]})]."""
     import statistics
     plt = _plt()
-    methods = [m for m in LABELS if any(m in g for _, g in groups)]
-    fig, ax = plt.subplots(figsize=(1.2 + 2.2 * len(groups), 3.8))
-    w = 0.8 / max(1, len(methods))
-    for gi, (_, g) in enumerate(groups):
-        for mi, m in enumerate(methods):
-            if m not in g:
-                continue
+    fig, axes = plt.subplots(1, len(groups), figsize=(1.5 + 3.2 * len(groups), 3.9), squeeze=False)
+    for ax, (label, g) in zip(axes[0], groups):
+        methods = [m for m in LABELS if m in g]
+        for x, m in enumerate(methods):
             v = g[m]
-            x = gi + (mi - (len(methods) - 1) / 2) * w
-            sd = statistics.stdev(v) if len(v) > 1 else 0.0
-            ax.bar(x, statistics.mean(v), w * 0.9, yerr=sd, color=COLORS[m], alpha=0.55, capsize=3,
-                   label=LABELS[m] if gi == 0 else None)
+            mean, sd = statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0
+            ax.bar(x, mean, 0.7, yerr=sd, color=COLORS[m], alpha=0.55, capsize=3, label=LABELS[m])
             _points(ax, x, v, COLORS[m], 0)
-    ax.set_xticks(range(len(groups)), [g for g, _ in groups])
-    ax.set(ylabel=ylabel)
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+            ax.annotate(f"{mean:.2f}", (x, mean), textcoords="offset points", xytext=(10, 3), fontsize=8)
+        ax.set_xticks(range(len(methods)), [LABELS[m].split(" (")[0] for m in methods])
+        ax.set(title=label, ylabel=ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3, axis="y")
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -127,7 +127,8 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
     summary = summarize(rows)
     info = dict(info or {}, experiment=experiment, seeds=list(seeds), split=data.describe(),
                 budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row,
-                summary=summary, total_seconds=round(time.perf_counter() - t0, 1))
+                summary=summary, total_seconds=round(time.perf_counter() - t0, 1),
+                train_seconds=round(teacher.row["seconds"] + sum(r["seconds"] for r in rows), 1))
     write_results(exp_dir, info, rows)
     text = format_summary(summary, experiment)
     atomic_write(os.path.join(exp_dir, "summary.txt"), text + "\n")
@@ -223,7 +224,8 @@ def _figure(experiment, rows, summary, path, split, n_seeds):
         groups = []
         for cell in ("init code", "init glorot"):
             if cell in summary:
-                label = {"init code": "U(-0.005, 0.005)\n(official code)", "init glorot": "Glorot"}[cell]
+                label = {"init code": "students from U(-0.005, 0.005) (official code)",
+                         "init glorot": "students from Glorot init"}[cell]
                 groups.append((label, {m: [100 * v for v in st["per_seed"].values()]
                                        for m, st in summary[cell]["methods"].items()}))
         return plots.grouped_errors(groups, path, title)
