@@ -50,7 +50,8 @@ def architectures(draw):
         pad = draw(st.integers(0, k // 2))
         if draw(st.integers(0, 4)) == 0:
             out = draw(st.integers(1, 4))
-            layers.append((f"c{i}", Conv2d(c, out, k, 1, pad, "glorot", rng=rng)))
+            layers.append((f"c{i}", Conv2d(in_channels=c, out_channels=out, kernel=k, pad=pad, init="glorot",
+                                           rng=rng)))
             c, h, w = out, h + 2 * pad - k + 1, w + 2 * pad - k + 1
             continue
         pieces, ch = draw(st.integers(1, 4)), draw(st.integers(1, 4))
@@ -60,9 +61,11 @@ def architectures(draw):
         if draw(st.booleans()) and min(h, w) >= 3:
             pool, stride = draw(st.integers(2, 3)), draw(st.integers(1, 2))
             h, w = (tf.functional.pool_output_size(n, pool, stride, 0, ceil) for n in (h, w))
-        layers.append((f"h{i}", MaxoutConv2d(c, ch, pieces, k, pad, pool, stride, ceil, "glorot", rng=rng)))
+        layers.append((f"h{i}", MaxoutConv2d(in_channels=c, channels=ch, pieces=pieces, kernel=k, pad=pad, pool=pool,
+                                             pool_stride=stride, ceil_mode=ceil, init="glorot", rng=rng)))
         c = ch
-    layers += [("flat", Flatten()), ("y", Linear(h * w * c, draw(st.integers(2, 5)), "glorot", rng=rng))]
+    layers += [("flat", Flatten()),
+               ("y", Linear(in_features=h * w * c, out_features=draw(st.integers(2, 5)), init="glorot", rng=rng))]
     return Sequential(layers, input_shape=(H, W, C))
 
 
@@ -99,8 +102,9 @@ def test_the_file_runs_without_tinyfit(tmp_path):
 
 def test_unsupported_models_are_named(tmp_path):
     with pytest.raises(TypeError, match="Sequential"):
-        tf.export_onnx(Linear(3, 2), str(tmp_path / "x.onnx"), (1, 1, 3))
-    bad = Sequential([("flat", Flatten()), ("y", Linear(4, 2)), ("c", Conv2d(1, 1, 1))], input_shape=(2, 2, 1))
+        tf.export_onnx(Linear(in_features=3, out_features=2), str(tmp_path / "x.onnx"), (1, 1, 3))
+    bad = Sequential([("flat", Flatten()), ("y", Linear(in_features=4, out_features=2)),
+                      ("c", Conv2d(in_channels=1, out_channels=1, kernel=1))], input_shape=(2, 2, 1))
     with pytest.raises(ValueError, match="layer 'c' .* after Flatten"):
         tf.export_onnx(bad, str(tmp_path / "x.onnx"))
     with pytest.raises(ValueError, match="softmax_temperature"):

@@ -65,14 +65,15 @@ def test_adam_two_steps_with_bias_correction():
 
 
 def test_max_norm_on_conv_filters_and_linear_columns():
-    conv = Conv2d(2, 3, 2, max_norm=1.0, rng=np.random.default_rng(0)).astype(np.float64)
+    conv = Conv2d(in_channels=2, out_channels=3, kernel=2, max_norm=1.0, rng=np.random.default_rng(0))
+    conv.astype(np.float64)
     conv.W.data[...] = 0.0
     conv.W.data[..., 0] = 1.0    # filter 0: norm sqrt(2*2*2) = 2.83 -> scaled to 1
     conv.W.data[0, 0, 0, 1] = 0.5  # filter 1: norm 0.5 -> unchanged
     apply_max_norm([conv.W])
     norms = np.sqrt((conv.W.data ** 2).sum(axis=(0, 1, 2)))
     np.testing.assert_allclose(norms, [1.0, 0.5, 0.0], atol=1e-15)
-    lin = Linear(3, 2, max_norm=2.0, rng=np.random.default_rng(0)).astype(np.float64)
+    lin = Linear(in_features=3, out_features=2, max_norm=2.0, rng=np.random.default_rng(0)).astype(np.float64)
     lin.W.data[...] = [[3.0, 0.1], [4.0, 0.1], [0.0, 0.1]]  # column 0: norm 5 -> 2; column 1 kept
     apply_max_norm([lin.W])
     np.testing.assert_allclose(lin.W.data[:, 0], [1.2, 1.6, 0.0], atol=1e-15)

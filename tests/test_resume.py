@@ -195,7 +195,7 @@ def test_resume_refuses_other_settings_and_architectures(tmp_path):
     with pytest.raises(CheckpointError, match="batch_size=16, this run has batch_size=8"):
         train_backprop(tiny_student(np.random.default_rng(0)), data, other, np.random.default_rng(0),
                        ckpt_path=ck, resume=True, progress=False)
-    wrong = Sequential([("flat", Flatten()), ("y", Linear(64, 3))])
+    wrong = Sequential([("flat", Flatten()), ("y", Linear(in_features=64, out_features=3))])
     with pytest.raises(CheckpointError, match=r"does not match module 'model'.*unexpected: h0\.conv\.W"
                                               r".*y\.W: expected \(64, 3\), got \(4, 3\)"):
         train_backprop(wrong, data, spec(2), np.random.default_rng(0), ckpt_path=ck, resume=True, progress=False)

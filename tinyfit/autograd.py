@@ -197,7 +197,7 @@ class Tensor:
             raise RuntimeError(f"internal: gradient of shape {g.shape} for a tensor of shape {self.shape}")
         self.grad = g if self.grad is None else self.grad + g
 
-    # ---- operators (defined in ops; attached there) ----------------------
+    # ---- operators (+, *, @, [], .T, ...): attached by functional/basic.py ----
 
 
 def as_tensor(x, like: Tensor | None = None) -> Tensor:

@@ -1,6 +1,6 @@
 """The paper's MNIST teacher (a maxout convnet) and thin, deep FitNet student.
 
-Both follow ../shared/fitnets_reference.md, section 2. ``pieces='code'`` uses the
+Both follow the paper and its official code (docs/fitnets.md). ``pieces='code'`` uses the
 official code's piece counts (4 in the upper layers), ``pieces='paper'`` the
 paper's text (2 everywhere). ``pooling='ceil'`` is the code's pooling size rule;
 'floor' changes only the teacher's map sizes. Images are NHWC (N, 28, 28, 1).
