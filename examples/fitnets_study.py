@@ -4,6 +4,8 @@
     python examples/fitnets_study.py depth     # 3/5/7/9 conv layers at equal multiplications (paper Fig. 2)
     python examples/fitnets_study.py curves    # per-epoch loss and validation error of the 3 methods
     python examples/fitnets_study.py depth --quick      # smoke run, under a minute
+    python examples/fitnets_study.py depth --jobs 2     # students in 2 local processes
+    python examples/fitnets_study.py depth --scheduler tcp://host:8786   # on a Dask cluster
 
 Every experiment shares one teacher (trained once into --out/teacher, or --teacher PATH) and
 trains each student run into its own folder under --out/EXPERIMENT; --resume skips finished
@@ -14,6 +16,7 @@ matplotlib: pip install 'tinyfit[plot]') EXPERIMENT.png.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -26,7 +29,8 @@ from mnist_fitnet import add_common_args, check_common_args, load_data  # noqa: 
 from tinyfit import data as D  # noqa: E402
 from tinyfit.checkpoint import CheckpointError  # noqa: E402
 from tinyfit.pipeline import BUDGETS, PipelineConfig  # noqa: E402
-from tinyfit.study import DEPTHS, EXPERIMENTS, STUDY_BUDGETS, depth_students, format_summary, run_study  # noqa: E402
+from tinyfit.study import (DEPTHS, EXPERIMENTS, STUDY_BUDGETS, StudyError, depth_students, format_summary,  # noqa: E402
+                           make_executor, run_study)
 from tinyfit.training import NonFiniteError  # noqa: E402
 
 
@@ -39,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--init", choices=["code", "glorot"], default="code",
                    help="students' init for depth and curves (init compares both)")
     p.add_argument("--depths", default=",".join(map(str, DEPTHS)), help="conv layers of the depth students")
+    p.add_argument("--jobs", type=int, help="train the students in N local worker processes (CPU)")
+    p.add_argument("--scheduler", help="train the students on a Dask cluster: its scheduler's address, e.g. "
+                                       "tcp://host:8786 (needs tinyfit[distributed] here and on the workers)")
     a = p.parse_args(argv)
     try:
         a.seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
@@ -50,6 +57,10 @@ def parse_args(argv=None):
         p.error(f"--seeds must be distinct non-negative integers, got {a.seeds}")
     if not a.depths or min(a.depths) < 3:
         p.error(f"--depths must be integers >= 3, got {a.depths}")
+    if a.jobs is not None and a.jobs < 1:
+        p.error(f"--jobs must be a positive number of processes, got {a.jobs}")
+    if a.jobs and a.scheduler:
+        p.error("give --jobs (local processes) or --scheduler (a Dask cluster), not both")
     check_common_args(p, a)
     return a
 
@@ -69,8 +80,11 @@ def main(argv=None):
                   f"per example", flush=True)
     log = lambda *m: print(*m, flush=True)  # noqa: E731
     command = "python examples/fitnets_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    info = run_study(a.experiment, data, a.out, cfg, a.seeds, a.teacher, a.resume, a.depths, log,
-                     info={"data": source, "command": command})
+    # workers load the data themselves (the same call as here) and the teacher from its file
+    load = functools.partial(D.mnist_split, a.data_dir, a.quick)
+    with make_executor(a.jobs, a.scheduler) as executor:
+        info = run_study(a.experiment, data, a.out, cfg, a.seeds, a.teacher, a.resume, a.depths, log,
+                         info={"data": source, "command": command}, executor=executor, load_data=load)
     print("\n" + format_summary(info["summary"], a.experiment))
     print(f"total {info['total_seconds']:.0f}s; command: {command}")
     exp_dir = os.path.join(a.out, a.experiment)
@@ -82,7 +96,8 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (D.DataError, CheckpointError, NonFiniteError, ValueError, tinyfit.DeviceError) as e:
+    except (D.DataError, CheckpointError, NonFiniteError, StudyError, ValueError, ImportError,
+            tinyfit.DeviceError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the current run's checkpoint was saved; rerun with --resume to continue")

@@ -16,20 +16,27 @@ over seeds, and every pair of methods is compared seed by seed (``compare``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
+
+from . import backend
+from .checkpoint import load_model
 
 from .files import atomic_write
 from .models import mnist_student, multiplications, thin_guided, thin_student, thin_width
-from .pipeline import (BUDGETS, METHOD_NAMES, METHODS, Budget, StudentSpec, get_teacher,
+from .pipeline import (BUDGETS, METHOD_NAMES, METHODS, Budget, StudentSpec, Teacher, get_teacher,
                        mnist_student_spec, train_student, write_results)
 
-__all__ = ["EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "plan", "depth_students", "run_study", "summarize",
-           "compare", "format_summary", "format_markdown"]
+__all__ = ["EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "StudyError", "InProcessExecutor", "make_executor",
+           "plan", "depth_students", "train_run", "run_study", "summarize", "compare", "format_summary",
+           "format_markdown"]
 
 EXPERIMENTS = ("init", "depth", "curves")
 DEPTHS = (3, 5, 7, 9)
@@ -95,35 +102,147 @@ def _load_result(path):
         return None
 
 
+class StudyError(RuntimeError):
+    """Some runs of a study failed; the others are finished and kept."""
+
+
+class InProcessExecutor(Executor):
+    """Runs each submitted call at once, in this process (the default: one run after another)."""
+    def submit(self, fn, *args, **kwargs):
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:  # reported with the run; KeyboardInterrupt still stops the study
+            future.set_exception(e)
+        return future
+
+
+@contextlib.contextmanager
+def make_executor(jobs=None, scheduler=None):
+    """The executor runs are submitted to: in this process (default), ``jobs`` local worker
+    processes (each limited to cpu_count // jobs threads for NumPy, BLAS and tinyfit), or the
+    Dask distributed cluster whose scheduler is at ``scheduler`` (extra ``distributed``)."""
+    if jobs and scheduler:
+        raise ValueError("give either jobs (local processes) or scheduler (a Dask cluster), not both")
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ImportError("a Dask cluster needs the distributed package: pip install 'tinyfit[distributed]'") \
+                from None
+        with Client(scheduler) as client:
+            yield client.get_executor()
+        return
+    if not jobs or jobs == 1:
+        yield InProcessExecutor()
+        return
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive number of worker processes, got {jobs!r}")
+    threads = str(max(1, backend.num_threads() // jobs))
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYFIT_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: threads for k in names})  # workers start with these, before NumPy loads
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_WORKER_CACHE = {}  # per worker process: the data and the teacher, loaded once
+
+
+def _worker_inputs(load_data, teacher_file, device):
+    key = (repr(load_data), teacher_file, os.path.getmtime(teacher_file))
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE.clear()
+        data = load_data()
+        data = data[0] if isinstance(data, tuple) else data
+        model = load_model(teacher_file).to(device)
+        _WORKER_CACHE[key] = (data, Teacher(model, data, {}))
+    return _WORKER_CACHE[key]
+
+
+def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None, teacher_file=None, log=None):
+    """Train one run of a study into ``<exp_dir>/<run.name>`` and return its row (also written
+    there as result.json). In this process, pass ``data`` and ``teacher`` (a pipeline.Teacher);
+    in a worker, ``load_data`` (a picklable callable returning the Split) and ``teacher_file``,
+    loaded once per worker."""
+    if data is None:
+        data, teacher = _worker_inputs(load_data, teacher_file, cfg.device)
+    if log is None:
+        log = lambda *m: print(f"{run.name}:", *m, flush=True)  # noqa: E731
+    run_dir = os.path.join(exp_dir, run.name)
+    rcfg = replace(cfg, seed=run.seed, init=run.init)
+    model, row = train_student(run.method, data, teacher, run_dir, rcfg, run.student(cfg.pieces, cfg.pooling),
+                               resume, log)
+    row = dict(row, experiment=run.experiment, cell=run.cell, run=run.name,
+               **{k: v for k, v in asdict(run).items() if k != "experiment"})
+    row["multiplications"] = multiplications(model)
+    atomic_write(os.path.join(run_dir, "result.json"), json.dumps(row, indent=2))
+    return row
+
+
 def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, resume=False, depths=DEPTHS,
-              log=print, info=None, figure=True):
+              log=print, info=None, figure=True, executor=None, load_data=None):
     """Train every run of ``experiment`` (after the teacher shared by all experiments in
-    ``out``: trained into ``<out>/teacher`` once, or ``teacher_path``) and
-    write ``<out>/<experiment>/results.json``, ``results.csv``, ``summary.txt`` and, with
-    matplotlib, ``<experiment>.png``. ``cfg`` gives the budget, device and the init of the
-    depth and curves experiments (its seed is replaced by each run's). Returns the info dict."""
+    ``out``: trained into ``<out>/teacher`` once, or ``teacher_path``) and write
+    ``<out>/<experiment>/results.json``, ``results.csv``, ``summary.txt``, ``summary.md`` and,
+    with matplotlib, ``<experiment>.png``. ``cfg`` gives the budget, device and the init of
+    the depth and curves experiments (its seed is replaced by each run's).
+
+    executor: a concurrent.futures.Executor the runs are submitted to once the teacher is
+    ready (default: in this process; see ``make_executor``). Another executor's workers load
+    the data with ``load_data`` (a picklable callable) and the teacher from its file. Each
+    run's generators derive only from its own configuration, so the results do not depend on
+    the executor. A failed run is reported with its seed and configuration; the finished ones
+    are kept and ``resume=True`` trains only what is missing. Returns the info dict."""
     t0 = time.perf_counter()
     runs = plan(experiment, list(seeds), cfg.init, depths)
     # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
     teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log)
+    teacher_file = teacher_path or os.path.join(out, "teacher", "teacher.model.npz")
     exp_dir = os.path.join(out, experiment)
-    rows = []
+    executor = executor or InProcessExecutor()
+    local = isinstance(executor, InProcessExecutor)
+    if not local and (load_data is None or cfg.device != "cpu"):
+        raise ValueError("runs in worker processes need load_data (a picklable callable returning the data) "
+                         "and device 'cpu'")
+    rows, futures = {}, {}
     for i, run in enumerate(runs, 1):
-        run_dir = os.path.join(exp_dir, run.name)
-        done = _load_result(os.path.join(run_dir, "result.json")) if resume else None
+        done = _load_result(os.path.join(exp_dir, run.name, "result.json")) if resume else None
         if done is not None:
             log(f"[{i}/{len(runs)}] {run.name}: finished earlier")
-            rows.append(done)
+            rows[run.name] = done
             continue
-        log(f"[{i}/{len(runs)}] {run.name}")
-        rcfg = replace(cfg, seed=run.seed, init=run.init)
-        model, row = train_student(run.method, data, teacher, run_dir, rcfg, run.student(cfg.pieces, cfg.pooling),
-                                   resume, log)
-        row = dict(row, experiment=experiment, cell=run.cell, run=run.name, **{k: v for k, v in asdict(run).items()
-                                                                               if k != "experiment"})
-        row["multiplications"] = multiplications(model)
-        atomic_write(os.path.join(run_dir, "result.json"), json.dumps(row, indent=2))
-        rows.append(row)
+        if local:
+            log(f"[{i}/{len(runs)}] {run.name}")
+            fut = executor.submit(train_run, run, exp_dir, cfg, resume, data=data, teacher=teacher, log=log)
+        else:
+            fut = executor.submit(train_run, run, exp_dir, cfg, resume, load_data=load_data,
+                                  teacher_file=teacher_file)
+        futures[fut] = run
+    failed = []
+    for fut in as_completed(futures):
+        run = futures[fut]
+        try:
+            rows[run.name] = fut.result()
+            if not local:
+                log(f"{run.name}: test error {100 * rows[run.name]['test_error']:.2f}% "
+                    f"({len(rows)}/{len(runs)} runs finished)")
+        except Exception as e:  # a run's error, or its worker died (BrokenProcessPool, KilledWorker)
+            failed.append((run, e))
+            log(f"{run.name} FAILED (seed {run.seed}, {run.cell}, {run.method}): {type(e).__name__}: {e}")
+    if failed:
+        raise StudyError(f"{len(failed)} of {len(runs)} runs failed: "
+                         + "; ".join(f"{r.name} ({type(e).__name__})" for r, e in failed)
+                         + f". The {len(rows)} finished runs are kept in {exp_dir}; rerun with resume "
+                         "(--resume) to train the rest.")
+    rows = [rows[r.name] for r in runs]
     summary = summarize(rows)
     info = dict(info or {}, experiment=experiment, seeds=list(seeds), split=data.describe(),
                 budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row,
