@@ -136,7 +136,7 @@ class Teacher:
     """A trained teacher and its outputs on the data, computed once (it is frozen)."""
     def __init__(self, model, data, row):
         self.model, self.data, self.row = model.eval(), data, row
-        self._logits = self._hints = None
+        self._logits, self._hints = None, {}
 
     @property
     def logits(self):
@@ -145,10 +145,11 @@ class Teacher:
         return self._logits
 
     def hints(self, layer=TEACHER_HINT):
-        if self._hints is None:
-            self._hints = (eval_outputs(self.model, self.data.x_train, until=layer, batch_size=500),
-                           eval_outputs(self.model, self.data.x_val, until=layer, batch_size=500))
-        return self._hints
+        """(training-set maps, validation-set maps) of layer ``layer``."""
+        if layer not in self._hints:
+            self._hints[layer] = (eval_outputs(self.model, self.data.x_train, until=layer, batch_size=500),
+                                  eval_outputs(self.model, self.data.x_val, until=layer, batch_size=500))
+        return self._hints[layer]
 
 
 def _row(method, model, res, data):
