@@ -24,14 +24,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-import tinyfit  # noqa: E402
-from mnist_fitnet import add_common_args, check_common_args, load_data  # noqa: E402
+from mnist_fitnet import CLI_ERRORS, add_common_args, check_common_args, load_data, run_cli  # noqa: E402
 from tinyfit import data as D  # noqa: E402
-from tinyfit.checkpoint import CheckpointError  # noqa: E402
 from tinyfit.pipeline import BUDGETS, PipelineConfig  # noqa: E402
 from tinyfit.study import (DEPTHS, EXPERIMENTS, STUDY_BUDGETS, StudyError, depth_students, format_summary,  # noqa: E402
                            make_executor, run_study)
-from tinyfit.training import NonFiniteError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -94,10 +91,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (D.DataError, CheckpointError, NonFiniteError, StudyError, ValueError, ImportError,
-            tinyfit.DeviceError) as e:
-        sys.exit(f"error: {e}")
-    except KeyboardInterrupt:
-        sys.exit("interrupted: the current run's checkpoint was saved; rerun with --resume to continue")
+    run_cli(main, CLI_ERRORS + (StudyError,))

@@ -136,10 +136,18 @@ def main(argv=None):
     return info
 
 
-if __name__ == "__main__":
+CLI_ERRORS = (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError)
+
+
+def run_cli(main, errors=CLI_ERRORS):
+    """Run ``main()``; the library's errors become one line and exit code 1, Ctrl-C says how to resume."""
     try:
         main()
-    except (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError) as e:
+    except errors as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("interrupted: the checkpoint of the current stage was saved; rerun with --resume to continue")
+
+
+if __name__ == "__main__":
+    run_cli(main)
