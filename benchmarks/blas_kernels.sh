@@ -32,7 +32,9 @@ for t in types:
     for m in ("teacher", "backprop", "kd", "fitnet"):
         with np.load(os.path.join(out, t, f"{m}.model.npz")) as z:
             for k in sorted(z.files):
-                h.update(z[k].tobytes())
+                if k != "__meta__":  # the metadata holds timings
+                    h.update(k.encode())
+                    h.update(z[k].tobytes())
     errs = "  ".join(f"{x['method'].split(', ')[-1]} {100 * x['test_error']:.2f}%" for x in r["results"])
     print(f"{t:10s} {errs}  weights {h.hexdigest()[:12]}  {r['total_seconds']:.0f}s")
 PY
