@@ -199,7 +199,8 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
     ready (default: in this process; see ``make_executor``). Another executor's workers load
     the data with ``load_data`` (a picklable callable) and the teacher from its file. Each
     run's generators derive only from its own configuration, so the results do not depend on
-    the executor, given the same number of BLAS threads per run (it can change GEMM rounding). A failed run is reported with its seed and configuration; the finished ones
+    the executor, given the same number of BLAS threads per run (it can change GEMM
+    rounding). A failed run is reported with its seed and configuration; the finished ones
     are kept and ``resume=True`` trains only what is missing. Returns the info dict."""
     t0 = time.perf_counter()
     runs = plan(experiment, list(seeds), cfg.init, depths)
