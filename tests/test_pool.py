@@ -108,6 +108,44 @@ def test_ceil_mode_boundary(device, k, s, n, pad, size):
     assert gradcheck(f, [tx])
 
 
+def first_max_routing(x, gy, k, s, pad, ceil_mode):
+    """Loop reference of the pooling gradient: each output's gradient goes to the first
+    maximum of its window in row-major scan order (padding never wins)."""
+    (kh, kw), (sh, sw) = [(v, v) if np.isscalar(v) else tuple(v) for v in (k, s)]
+    N, H, W, C = x.shape
+    g = np.zeros_like(x)
+    for n in range(N):
+        for oh in range(gy.shape[1]):
+            for ow in range(gy.shape[2]):
+                for c in range(C):
+                    best = None
+                    for i in range(kh):
+                        for j in range(kw):
+                            h, w = oh * sh - pad + i, ow * sw - pad + j
+                            if 0 <= h < H and 0 <= w < W and (best is None or x[n, h, w, c] > x[best + (c,)]):
+                                best = (n, h, w)
+                    g[best + (c,)] += gy[n, oh, ow, c]
+    return g
+
+
+@given(case=pool_cases(), seed=seeds)
+def test_pool_ties_route_to_the_first_maximum(device, case, seed):
+    """Inputs of three distinct values (ties everywhere, like blank image borders): the
+    separable path (window a whole number of strides) and the sweep both send each
+    gradient to the first maximum in scan order; the integer gradients make the
+    comparison exact whatever the order of the sums."""
+    c = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (c["N"], c["H"], c["W"], c["C"])).astype(np.float64)
+    tx = T(x, device)
+    y = F.max_pool2d(tx, c["k"], c["s"], c["pad"], c["ceil"])
+    np.testing.assert_array_equal(np_(y), pool_reference(x, c["k"], c["s"], c["pad"], c["ceil"]))
+    gy = rng.integers(1, 5, y.shape).astype(np.float64)
+    (y * T(gy, device, requires_grad=False)).sum().backward()
+    g = np_(tx.grad) if device == "cpu" else tx.grad.get()
+    np.testing.assert_array_equal(g, first_max_routing(x, gy, c["k"], c["s"], c["pad"], c["ceil"]))
+
+
 def test_paper_pooling_sizes():
     # 4x4 / stride 2 ceil-mode pooling, as in the reference's tables
     for n, ceil_out, floor_out in [(21, 10, 9), (22, 10, 10), (9, 4, 3)]:

@@ -24,8 +24,100 @@ def index_dtype(n):
     raise ValueError(f"{n} window positions or pieces is too many (at most 2**32)")
 
 
+def _along(ndim, axis, start, stop, step=1):
+    """Index selecting start:stop:step along ``axis`` of an ndim-array."""
+    sl = [slice(None)] * ndim
+    sl[axis] = slice(start, stop, step)
+    return tuple(sl)
+
+
+def _select_max(parts, out, idx, xp):
+    """out = elementwise max of ``parts`` (same-shape arrays); idx (if not None) = the first
+    part holding it (a bool for two parts: part 1 strictly greater)."""
+    xp.maximum(parts[0], parts[1], out=out)
+    for p in parts[2:]:
+        xp.maximum(out, p, out=out)
+    if idx is None:
+        return
+    if len(parts) == 2:
+        xp.greater(parts[1], parts[0], out=idx)
+    else:
+        idx[...] = 0
+        first_max_index(idx, out, parts.__getitem__, len(parts), xp)
+
+
+def _route(g, idx, n, xp):
+    """The adjoint of _select_max: yields, for each part k, the gradient it receives
+    (g where idx picked k, else 0)."""
+    if n == 2:  # g * idx and its complement g - g * idx, both exact
+        picked = xp.multiply(g, idx)
+        yield xp.subtract(g, picked, out=xp.empty_like(g))
+        yield picked
+        return
+    for k in range(n):
+        yield xp.multiply(g, idx == k)
+
+
+class _AxisMax:
+    """Sliding max along one axis of windows k = r * s with stride s, in two steps that
+    share work between overlapping windows: the max of each block of s consecutive
+    positions, then the max of r consecutive blocks (4/2 pooling: pairs, then pairs of
+    pairs). First-maximum bookkeeping in each step gives the first maximum along the
+    axis, so two such passes (columns, then rows) pick the first maximum of the 2-D
+    window in row-major scan order, as the direct sweep does."""
+    def __init__(self, axis, k, s, n_out):
+        self.axis, self.s, self.r, self.n_out = axis, s, k // s, n_out
+        self.nb = n_out - 1 + self.r  # blocks covered
+
+    def shapes(self, shape):
+        """(block maxima shape or None, output shape) for an input of ``shape``."""
+        blocks = list(shape)
+        blocks[self.axis] = self.nb
+        out = list(shape)
+        out[self.axis] = self.n_out
+        return (tuple(blocks) if self.s > 1 and self.r > 1 else None), tuple(out)
+
+    def forward(self, x, blocks, out, idx_b, idx_w, xp):
+        a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
+        if s > 1:
+            b = blocks if r > 1 else out
+            _select_max([x[_along(x.ndim, a, j, j + s * (nb - 1) + 1, s)] for j in range(s)], b, idx_b, xp)
+        else:
+            b = x
+        if r > 1:
+            _select_max([b[_along(x.ndim, a, t, t + n)] for t in range(r)], out, idx_w, xp)
+        elif s == 1:  # a window of one position along this axis
+            out[...] = x
+
+    def backward(self, gy, in_shape, idx_b, idx_w, xp):
+        a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
+        nd = gy.ndim
+        gb = gy
+        if r > 1:
+            shape = list(gy.shape)
+            shape[a] = nb
+            gb = xp.zeros(shape, dtype=gy.dtype)
+            for t, part in enumerate(_route(gy, idx_w, r, xp)):
+                gb[_along(nd, a, t, t + n)] += part
+        if s == 1:
+            return gb
+        g = (xp.empty if in_shape[a] == s * nb else xp.zeros)(in_shape, dtype=gy.dtype)
+        for j, part in enumerate(_route(gb, idx_b, s, xp)):
+            g[_along(nd, a, j, j + s * (nb - 1) + 1, s)] = part
+        return g
+
+
+def _index(shape, n, xp):
+    return xp.empty(shape, dtype=bool if n == 2 else index_dtype(n))
+
+
 class MaxPool2d(Function):
-    """y (N, OH, OW, C) = max over each kh x kw window of x (N, H, W, C)."""
+    """y (N, OH, OW, C) = max over each kh x kw window of x (N, H, W, C).
+
+    Windows that are a whole number of strides long (4/2, 2/2, 3/1, ...) are pooled
+    separably, columns then rows (_AxisMax); others by a sweep over the kh*kw window
+    positions. Both send each output's gradient to the first maximum of its window in
+    row-major scan order."""
     def __init__(self, kernel, stride=None, pad=0, ceil_mode=False):
         self.kh, self.kw = (kernel, kernel) if np.isscalar(kernel) else tuple(kernel)
         stride = stride if stride is not None else (self.kh, self.kw)
@@ -48,6 +140,10 @@ class MaxPool2d(Function):
         Hp, Wp = (OH - 1) * sh + kh, (OW - 1) * sw + kw
         # pad with -inf so padding never wins
         xpad = pad_to(x, p, (Hp, Wp), -np.inf, xp) if p or Hp > H or Wp > W else x
+        self.x_shape, self.pad_shape = x.shape, (N, Hp, Wp, C)
+        if kh % sh == 0 and kw % sw == 0 and kh * kw > 1:
+            return self._separable(xpad[:, :Hp, :Wp], OH, OW, xp)
+        self.steps = None
         he, we = sweep(OH, sh), sweep(OW, sw)
         y = xp.empty((N, OH, OW, C), dtype=x.dtype)
         idx = xp.zeros((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
@@ -65,13 +161,57 @@ class MaxPool2d(Function):
             if idx is not None:  # the first window position holding the max wins
                 first_max_index(idx[lo:hi], ys, lambda k: window(xs, k), kh * kw, xp)
         backend.batch_parallel(work, N, xp)
-        self.idx, self.x_shape, self.pad_shape = idx, x.shape, (N, Hp, Wp, C)
+        self.idx = idx
         return y
+
+    def _separable(self, xpad, OH, OW, xp):
+        steps = [_AxisMax(2, self.kw, self.sw, OW), _AxisMax(1, self.kh, self.sh, OH)]
+        shape, bufs = xpad.shape, []
+        for st in steps:  # per step: block maxima, output, block winners, window winners
+            blocks, out = st.shapes(shape)
+            rec = self.recording
+            bufs.append((xp.empty(blocks, dtype=xpad.dtype) if blocks else None,
+                         xp.empty(out, dtype=xpad.dtype),
+                         _index(out if st.r == 1 else blocks, st.s, xp) if rec and st.s > 1 else None,
+                         _index(out, st.r, xp) if rec and st.r > 1 else None))
+            shape = out
+
+        def work(lo, hi):
+            x = xpad[lo:hi]
+            for st, (blocks, out, ib, iw) in zip(steps, bufs):
+                sl = slice(lo, hi)
+                st.forward(x, None if blocks is None else blocks[sl], out[sl],
+                           None if ib is None else ib[sl], None if iw is None else iw[sl], xp)
+                x = out[sl]
+        backend.batch_parallel(work, xpad.shape[0], xp)
+        self.steps = [(st, b[2], b[3], s) for st, b, s in
+                      zip(steps, bufs, [xpad.shape, bufs[0][1].shape])]
+        return bufs[-1][1]
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
+        p = self.pad
+        g = self._separable_backward(gy, xp) if self.steps else self._sweep_backward(gy, xp)
+        if p == 0 and g.shape == self.x_shape:
+            return g
+        return crop(g, p, self.x_shape, xp)
+
+    def _separable_backward(self, gy, xp):
+        out = xp.empty(self.pad_shape, dtype=gy.dtype)
+
+        def work(lo, hi):
+            g = gy[lo:hi]
+            for st, ib, iw, in_shape in reversed(self.steps):
+                sl = slice(lo, hi)
+                g = st.backward(g, (hi - lo,) + in_shape[1:], None if ib is None else ib[sl],
+                                None if iw is None else iw[sl], xp)
+            out[lo:hi] = g
+        backend.batch_parallel(work, gy.shape[0], xp)
+        return out
+
+    def _sweep_backward(self, gy, xp):
         N = self.x_shape[0]
-        kh, kw, sh, sw, p = self.kh, self.kw, self.sh, self.sw, self.pad
+        kh, kw, sh, sw = self.kh, self.kw, self.sh, self.sw
         OH, OW = gy.shape[1:3]
         he, we = sweep(OH, sh), sweep(OW, sw)
         g = xp.zeros(self.pad_shape, dtype=gy.dtype)
@@ -88,9 +228,7 @@ class MaxPool2d(Function):
                 else:
                     gs[:, i:i + he:sh, j:j + we:sw, :] = part
         backend.batch_parallel(work, N, xp)
-        if p == 0 and g.shape == self.x_shape:
-            return g
-        return crop(g, p, self.x_shape, xp)
+        return g
 
 
 class Maxout(Function):
