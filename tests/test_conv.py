@@ -89,6 +89,9 @@ def test_im2col_matches_loops_and_its_adjoint(device, case, seed, noncontig):
     x = arr(rng, (c["N"], c["H"], c["W"], c["C"]), noncontig)
     col = np_(F.im2col(T(x, device).data, c["k"], c["k"], c["stride"], c["pad"]))
     np.testing.assert_array_equal(col, im2col_reference(x, c["k"], c["stride"], c["pad"]))
+    # the bias column the convolution folds into its GEMM
+    col1 = np_(F.im2col(T(x, device).data, c["k"], c["k"], c["stride"], c["pad"], ones=True))
+    np.testing.assert_array_equal(col1, np.hstack([col, np.ones((col.shape[0], 1))]))
     r = rng.standard_normal(col.shape)
     back = col2im_reference(r, x.shape, c["k"], c["stride"], c["pad"])
     assert np.isclose((col * r).sum(), (x * back).sum(), rtol=1e-10)

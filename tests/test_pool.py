@@ -176,6 +176,25 @@ def test_maxout_matches_reference_and_gradcheck(device, pieces, groups, lead, se
     assert gradcheck(lambda x: F.maxout(x, pieces), [tx])
 
 
+@given(pieces=st.integers(2, 4), groups=st.integers(1, 4), rows=st.integers(1, 9), seed=seeds)
+def test_maxout_ties_go_to_the_first_piece(device, pieces, groups, rows, seed):
+    """Three distinct values, so ties everywhere: each group's gradient goes to its first
+    maximal piece (integer gradients: the comparison is exact)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (rows, groups * pieces)).astype(np.float64)
+    gy = rng.integers(1, 5, (rows, groups)).astype(np.float64)
+    ref = np.zeros_like(x)
+    for r in range(rows):
+        for c in range(groups):
+            ref[r, c * pieces + int(np.argmax(x[r, c * pieces:(c + 1) * pieces]))] = gy[r, c]
+    tx = T(x, device)
+    y = F.maxout(tx, pieces)
+    np.testing.assert_array_equal(np_(y), x.reshape(rows, groups, pieces).max(axis=-1))
+    (y * T(gy, device, requires_grad=False)).sum().backward()
+    g = np_(tx.grad) if device == "cpu" else tx.grad.get()
+    np.testing.assert_array_equal(g, ref)
+
+
 @given(pieces=st.integers(257, 300), seed=seeds)
 def test_maxout_with_more_than_256_pieces(device, pieces, seed):
     rng = np.random.default_rng(seed)

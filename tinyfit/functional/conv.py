@@ -6,8 +6,12 @@ rows, and the GEMM output *is* the NHWC result, so no transpose is needed):
 * x:   (N, H, W, C_in)
 * W:   (kh, kw, C_in, C_out)  -- reshaped for free to (kh*kw*C_in, C_out)
 * b:   (C_out,)
-* col: (N*OH*OW, kh*kw*C_in)  -- kh*kw times the input's memory
-* y:   (N, OH, OW, C_out)     -- y = col @ W + b
+* col: (N*OH*OW, kh*kw*C_in + 1)  -- kh*kw times the input's memory, and a column of
+                                   ones that folds the bias into the GEMM
+* y:   (N, OH, OW, C_out)     -- y = col @ [W; b]
+
+With the bias folded in, the bias gradient is the last row of the weight-gradient GEMM
+col^T @ gy, so neither the bias add nor the bias-gradient sum is a separate pass.
 
 The input gradient is the adjoint of im2col applied to gy @ W^T, computed one
 kernel offset at a time: each offset's product is added into its shifted,
@@ -40,8 +44,9 @@ def _check(x_shape, kh, kw, stride, pad, C_w=None):
     return conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
 
 
-def im2col(x, kh, kw, stride=1, pad=0):
-    """x (N, H, W, C) -> col (N*OH*OW, kh*kw*C), rows ordered (n, oh, ow), columns (i, j, c).
+def im2col(x, kh, kw, stride=1, pad=0, ones=False):
+    """x (N, H, W, C) -> col (N*OH*OW, kh*kw*C), rows ordered (n, oh, ow), columns (i, j, c);
+    with ``ones`` one more column, of ones (N*OH*OW, kh*kw*C + 1).
 
     The windows are a strided view of x (no copy), copied into the column matrix
     in one pass per batch chunk (contiguous runs of kw*C values when stride is 1).
@@ -49,7 +54,8 @@ def im2col(x, kh, kw, stride=1, pad=0):
     xp = backend.get_array_module(x)
     OH, OW = _check(x.shape, kh, kw, stride, pad)
     N, _, _, C = x.shape
-    if kh == kw == 1 and stride == 1 and pad == 0:
+    K = kh * kw * C
+    if kh == kw == 1 and stride == 1 and pad == 0 and not ones:
         return xp.ascontiguousarray(x).reshape(N * OH * OW, C)
     if pad:
         x = pad_to(x, pad, (x.shape[1] + 2 * pad, x.shape[2] + 2 * pad), 0, xp)
@@ -57,12 +63,15 @@ def im2col(x, kh, kw, stride=1, pad=0):
     sn, sh, sw, sc = x.strides
     win = xp.lib.stride_tricks.as_strided(x, (N, OH, OW, kh, kw, C),
                                           (sn, sh * stride, sw * stride, sh, sw, sc))
-    col = xp.empty((N, OH, OW, kh, kw, C), dtype=x.dtype)
+    col = xp.empty((N, OH, OW, K + ones), dtype=x.dtype)
+    windows = col[..., :K].reshape(N, OH, OW, kh, kw, C)  # a view, also with the ones column
 
     def work(lo, hi):
-        col[lo:hi] = win[lo:hi]
+        windows[lo:hi] = win[lo:hi]
+        if ones:
+            col[lo:hi, ..., K] = 1
     backend.batch_parallel(work, N, xp)
-    return col.reshape(N * OH * OW, kh * kw * C)
+    return col.reshape(N * OH * OW, K + ones)
 
 
 def _input_grad(gy2, W, x_shape, stride, pad):
@@ -103,10 +112,17 @@ class Conv2d(Function):
             raise ValueError(f"conv2d weight must be (kh, kw, C_in, C_out), got shape {W.shape}")
         kh, kw, C_in, C_out = W.shape
         OH, OW = _check(x.shape, kh, kw, self.stride, self.pad, C_in)
-        col = im2col(x, kh, kw, self.stride, self.pad)
-        y = col @ W.reshape(kh * kw * C_in, C_out)
-        if b is not None:
-            y += b
+        K = kh * kw * C_in
+        self.fold = b is not None
+        col = im2col(x, kh, kw, self.stride, self.pad, ones=self.fold)
+        W2 = W.reshape(K, C_out)
+        if self.fold:
+            if b.shape != (C_out,):
+                raise ValueError(f"conv2d bias must have shape ({C_out},) (one per output channel), "
+                                 f"got {b.shape}")
+            xp = backend.get_array_module(W)
+            W2 = xp.concatenate([W2, b.reshape(1, C_out)])
+        y = col @ W2
         self.col, self.W, self.x_shape = col, W, x.shape
         return y.reshape(x.shape[0], OH, OW, C_out)
 
@@ -115,10 +131,11 @@ class Conv2d(Function):
         kh, kw, C_in, C_out = W.shape
         gy2 = gy.reshape(-1, C_out)
         gx = gW = gb = None
-        if self.needs_grad[1]:
-            gW = (self.col.T @ gy2).reshape(W.shape)
-        if len(self.needs_grad) == 3 and self.needs_grad[2]:
-            gb = gy2.sum(axis=0)
+        if any(self.needs_grad[1:]):  # with the bias folded in, its gradient is the last row
+            gWb = self.col.T @ gy2
+            K = kh * kw * C_in
+            gW = gWb[:K].reshape(W.shape) if self.needs_grad[1] else None
+            gb = gWb[K].copy() if self.fold and self.needs_grad[2] else None
         if self.needs_grad[0]:
             gx = _input_grad(gy2, W, self.x_shape, self.stride, self.pad)
         return gx, gW, gb

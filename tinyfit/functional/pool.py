@@ -46,16 +46,15 @@ def _select_max(parts, out, idx, xp):
         first_max_index(idx, out, parts.__getitem__, len(parts), xp)
 
 
-def _route(g, idx, n, xp):
-    """The adjoint of _select_max: yields, for each part k, the gradient it receives
-    (g where idx picked k, else 0)."""
-    if n == 2:  # g * idx and its complement g - g * idx, both exact
-        picked = xp.multiply(g, idx)
-        yield xp.subtract(g, picked, out=xp.empty_like(g))
-        yield picked
+def _route(g, idx, n, parts, xp):
+    """The adjoint of _select_max: part k (a view of the input gradient) gets g where idx
+    picked k, else 0. Two parts: g * idx and its complement g - g * idx (both exact)."""
+    if n == 2:
+        xp.multiply(g, idx, out=parts[1])
+        xp.subtract(g, parts[1], out=parts[0])
         return
     for k in range(n):
-        yield xp.multiply(g, idx == k)
+        xp.multiply(g, idx == k, out=parts[k])
 
 
 class _AxisMax:
@@ -93,17 +92,20 @@ class _AxisMax:
         a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
         nd = gy.ndim
         gb = gy
-        if r > 1:
+        if r > 1:  # overlapping windows: a block's gradient sums over the windows it won
             shape = list(gy.shape)
             shape[a] = nb
-            gb = xp.zeros(shape, dtype=gy.dtype)
-            for t, part in enumerate(_route(gy, idx_w, r, xp)):
-                gb[_along(nd, a, t, t + n)] += part
+            gb = xp.empty(shape, dtype=gy.dtype)
+            parts = [xp.empty_like(gy) for _ in range(r)]
+            _route(gy, idx_w, r, parts, xp)
+            gb[_along(nd, a, 0, n)] = parts[0]
+            gb[_along(nd, a, n, nb)] = 0
+            for t in range(1, r):
+                gb[_along(nd, a, t, t + n)] += parts[t]
         if s == 1:
             return gb
         g = (xp.empty if in_shape[a] == s * nb else xp.zeros)(in_shape, dtype=gy.dtype)
-        for j, part in enumerate(_route(gb, idx_b, s, xp)):
-            g[_along(nd, a, j, j + s * (nb - 1) + 1, s)] = part
+        _route(gb, idx_b, s, [g[_along(nd, a, j, j + s * (nb - 1) + 1, s)] for j in range(s)], xp)
         return g
 
 
@@ -238,6 +240,10 @@ class Maxout(Function):
             raise ValueError(f"maxout pieces must be a positive integer, got {pieces!r}")
         self.pieces = int(pieces)
 
+    def _grouped(self, a, C):
+        """a (..., C*pieces) as (..., C, pieces)."""
+        return a.reshape(a.shape[:-1] + (C, self.pieces))
+
     def forward(self, x):
         xp = backend.get_array_module(x)
         p = self.pieces
@@ -246,31 +252,20 @@ class Maxout(Function):
                 f"maxout: {x.shape[-1]} channels (last axis of shape {x.shape}) cannot be split "
                 f"into groups of pieces={p}; the channel count must be a multiple of pieces.")
         self.x_shape = x.shape
-        xg = x.reshape(x.shape[:-1] + (x.shape[-1] // p, p))
+        C = x.shape[-1] // p
         if p == 1:
             self.idx = None
-            return xg[..., 0].copy()
-        y = xp.empty(xg.shape[:-1], dtype=x.dtype)
+            return x.copy()
+        xg = self._grouped(x, C)
+        y = xp.empty(x.shape[:-1] + (C,), dtype=x.dtype)
         # which piece won: a bool for 2 pieces, else an index (ties go to the first piece)
         idx = None
         if self.recording:
             idx = xp.empty(y.shape, dtype=bool if p == 2 else index_dtype(p))
 
         def work(lo, hi):
-            xs, ys = xg[lo:hi], y[lo:hi]
-            xp.maximum(xs[..., 0], xs[..., 1], out=ys)
-            if idx is None:
-                for k in range(2, p):
-                    xp.maximum(ys, xs[..., k], out=ys)
-                return
-            ids = idx[lo:hi]
-            if p == 2:
-                xp.greater(xs[..., 1], xs[..., 0], out=ids)
-                return
-            ids[...] = 0
-            for k in range(2, p):
-                xp.maximum(ys, xs[..., k], out=ys)
-            first_max_index(ids, ys, lambda k: xs[..., k], p, xp)
+            xs = xg[lo:hi]
+            _select_max([xs[..., k] for k in range(p)], y[lo:hi], None if idx is None else idx[lo:hi], xp)
         if x.ndim > 1:
             backend.batch_parallel(work, x.shape[0], xp)
         else:
@@ -283,16 +278,11 @@ class Maxout(Function):
         p = self.pieces
         if p == 1:
             return gy.reshape(self.x_shape)
-        g = xp.empty(gy.shape + (p,), dtype=gy.dtype)
+        g = self._grouped(xp.empty(self.x_shape, dtype=gy.dtype), gy.shape[-1])
 
         def work(lo, hi):
-            gs, gys, ids = g[lo:hi], gy[lo:hi], self.idx[lo:hi]
-            if p == 2:
-                xp.multiply(gys, ~ids, out=gs[..., 0])
-                xp.multiply(gys, ids, out=gs[..., 1])
-                return
-            for k in range(p):
-                xp.multiply(gys, ids == k, out=gs[..., k])
+            gs = g[lo:hi]
+            _route(gy[lo:hi], self.idx[lo:hi], p, [gs[..., k] for k in range(p)], xp)
         if gy.ndim > 0:
             backend.batch_parallel(work, gy.shape[0], xp)
         else:
