@@ -14,15 +14,17 @@ With the bias folded in, the bias gradient is the last row of the weight-gradien
 col^T @ gy, so neither the bias add nor the bias-gradient sum is a separate pass.
 
 The input gradient is the adjoint of im2col applied to gy @ W^T, computed one
-kernel offset at a time: each offset's product is added into its shifted,
-strided window of the padded input (deterministic, no scatter-add, runs
-unchanged on CuPy, and the kh*kw-times-larger column gradient is never built).
+kernel offset at a time: each offset's product is added into the shifted, strided
+window of the input it came from, the padding left out (deterministic, no
+scatter-add, runs unchanged on CuPy, and the kh*kw-times-larger column gradient is
+never built). Heavily padded stride-1 layers, whose output is larger than their
+input, take it as a convolution of gy with the flipped kernel instead.
 """
 from __future__ import annotations
 
 from .. import backend
 from ..autograd import Function
-from .window import conv_output_size, pad_to, sweep
+from .window import conv_output_size, pad_to
 
 __all__ = ["im2col", "conv2d", "conv_output_size"]
 
@@ -74,32 +76,60 @@ def im2col(x, kh, kw, stride=1, pad=0, ones=False):
     return col.reshape(N * OH * OW, K + ones)
 
 
+def _inside(k, n_out, size, stride, pad):
+    """Outputs [lo, hi) whose kernel offset ``k`` lands inside the input (not the padding),
+    and the input index of the first: output o reads input o*stride + k - pad."""
+    lo = max(0, -((k - pad) // stride))
+    hi = min(n_out, (size - 1 + pad - k) // stride + 1)
+    return lo, hi, lo * stride + k - pad
+
+
 def _input_grad(gy2, W, x_shape, stride, pad):
-    """dL/dx = im2col^T(gy2 @ W^T), computed one kernel offset at a time: each offset's
-    (N*OH*OW, C_in) product is added into its shifted window of the padded input, so
-    the kh*kw-times-larger column gradient is never built (half the time of the
-    adjoint on the full matrix, measured on the MNIST student)."""
+    """dL/dx (N, H, W, C_in) from gy2 (N*OH*OW, C_out): im2col^T(gy2 @ W^T).
+
+    One kernel offset at a time, each offset's (N*OH*OW, C_in) product is added into the
+    input positions it came from, padding left out (so the kh*kw-times-larger column
+    gradient is never built). A stride-1 convolution whose output has at least twice as
+    many positions as its input (heavy padding: most products would land in the padding)
+    instead takes the input gradient as the convolution of gy with the flipped kernel."""
     xp = backend.get_array_module(gy2)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     if kh == kw == 1 and stride == 1 and pad == 0:
         return (gy2 @ W[0, 0].T).reshape(x_shape)
-    he, we = sweep(OH, stride), sweep(OW, stride)
-    g = xp.zeros((N, H + 2 * pad, Wd + 2 * pad, C_in), dtype=gy2.dtype)
+    if stride == 1 and kh == kw and OH * OW >= 2 * H * Wd:
+        return _input_grad_transposed(gy2.reshape(N, OH, OW, C_out), W, x_shape, pad)
+    g = xp.zeros(x_shape, dtype=gy2.dtype)
     Wt = W.transpose(0, 1, 3, 2)  # (kh, kw, C_out, C_in)
     buf = xp.empty((gy2.shape[0], C_in), dtype=gy2.dtype)
     buf4 = buf.reshape(N, OH, OW, C_in)
     for i in range(kh):
+        oh0, oh1, h0 = _inside(i, OH, H, stride, pad)
         for j in range(kw):
+            ow0, ow1, w0 = _inside(j, OW, Wd, stride, pad)
+            if oh0 >= oh1 or ow0 >= ow1:
+                continue
             xp.matmul(gy2, Wt[i, j], out=buf)
+            rows = slice(h0, h0 + (oh1 - oh0 - 1) * stride + 1, stride)
+            cols = slice(w0, w0 + (ow1 - ow0 - 1) * stride + 1, stride)
 
-            def add(lo, hi, i=i, j=j):
-                g[lo:hi, i:i + he:stride, j:j + we:stride, :] += buf4[lo:hi]
+            def add(lo, hi, rows=rows, cols=cols, src=(slice(oh0, oh1), slice(ow0, ow1))):
+                g[lo:hi, rows, cols, :] += buf4[lo:hi, src[0], src[1], :]
             backend.batch_parallel(add, N, xp)
-    if pad:  # a view into the padded buffer (crop would copy)
-        g = g[:, pad:pad + H, pad:pad + Wd, :]
     return g
+
+
+def _input_grad_transposed(gy, W, x_shape, pad):
+    """Stride 1: dL/dx = conv(gy, W flipped in space with C_in and C_out swapped), gy padded
+    by kh - 1 - pad (cropped where that is negative): one im2col and one GEMM."""
+    xp = backend.get_array_module(gy)
+    kh, kw, C_in, C_out = W.shape
+    q = kh - 1 - pad
+    if q < 0:
+        gy = gy[:, -q:gy.shape[1] + q, -q:gy.shape[2] + q, :]
+    Wf = xp.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh * kw * C_out, C_in)
+    return (im2col(gy, kh, kw, 1, max(q, 0)) @ Wf).reshape(x_shape)
 
 
 class Conv2d(Function):
