@@ -22,7 +22,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# as the training commands do (examples/mnist_fitnet.py says why); before NumPy loads
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
