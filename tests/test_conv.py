@@ -42,16 +42,18 @@ def conv_cases(draw):
                 H=H, W=Wd, k=k, pad=pad, stride=stride)
 
 
-@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=st.booleans())
-def test_conv2d_matches_reference_and_gradcheck(device, case, seed, noncontig, bias):
+@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=st.booleans(),
+       algorithm=st.sampled_from(["auto", "im2col", "rows"]))
+def test_conv2d_matches_reference_and_gradcheck(device, case, seed, noncontig, bias, algorithm):
+    """Both algorithms (im2col and kernel rows, the latter stride 1 only) on every case."""
     rng = np.random.default_rng(seed)
-    c = case
+    c = dict(case, stride=1) if algorithm == "rows" else case
     x = arr(rng, (c["N"], c["H"], c["W"], c["C"]), noncontig)
     W = arr(rng, (c["k"], c["k"], c["C"], c["O"]), noncontig)
     b = arr(rng, (c["O"],)) if bias else np.zeros(c["O"])
     tx, tW, tb = T(x, device), T(W, device), T(b, device)
     args = [tx, tW, tb] if bias else [tx, tW]
-    f = lambda x, W, b=None: F.conv2d(x, W, b, c["stride"], c["pad"])
+    f = lambda x, W, b=None: F.conv2d(x, W, b, c["stride"], c["pad"], algorithm)
     np.testing.assert_allclose(np_(f(*args)), conv_reference(x, W, b, c["stride"], c["pad"]), rtol=1e-10, atol=1e-12)
     assert gradcheck(f, args)
 
@@ -105,3 +107,32 @@ def test_kernel_larger_than_padded_input_is_a_clear_error():
 def test_channel_mismatch_names_both():
     with pytest.raises(ValueError, match="3 channels.*expects 1"):
         F.conv2d(T(np.ones((1, 5, 5, 3))), T(np.ones((3, 3, 1, 2))))
+
+
+def test_algorithm_errors_name_the_value():
+    with pytest.raises(ValueError, match="algorithm must be one of.*'fft'"):
+        F.conv2d(T(np.ones((1, 5, 5, 1))), T(np.ones((3, 3, 1, 2))), algorithm="fft")
+    with pytest.raises(ValueError, match="'rows' needs stride 1, got stride=2"):
+        F.conv2d(T(np.ones((1, 5, 5, 1))), T(np.ones((3, 3, 1, 2))), stride=2, algorithm="rows")
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\)"):
+        F.conv2d(T(np.ones((1, 5, 5, 1))), T(np.ones((3, 3, 1, 2))), T(np.ones(3)))
+
+
+@given(k=st.integers(1, 5), pad=st.integers(0, 3), H=st.integers(1, 9), seed=seeds)
+def test_the_two_algorithms_agree_in_float32(k, pad, H, seed):
+    """Padded stride-1 layers go to the rows algorithm: outputs and all gradients agree with
+    im2col's to float32 rounding (the sums run in another order)."""
+    from hypothesis import assume
+    assume(H + 2 * pad >= k)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, H, H + 1, 4)).astype(np.float32)
+    W = rng.standard_normal((k, k, 4, 6)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    outs = []
+    for algorithm in ("im2col", "rows"):
+        tx, tW, tb = T(x), T(W), T(b)
+        y = F.conv2d(tx, tW, tb, 1, pad, algorithm)
+        (y * y).sum().backward()
+        outs.append([np_(y), tx.grad, tW.grad, tb.grad])
+    for a, r in zip(*outs):
+        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max() + 1))

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Function
-from .window import conv_output_size, pad_to
+from .conv_rows import rows_forward, rows_input_grad, rows_weight_grad
+from .window import conv_output_size, inside, pad_to
 
 __all__ = ["im2col", "conv2d", "conv_output_size"]
 
@@ -76,12 +77,14 @@ def im2col(x, kh, kw, stride=1, pad=0, ones=False):
     return col.reshape(N * OH * OW, K + ones)
 
 
-def _inside(k, n_out, size, stride, pad):
-    """Outputs [lo, hi) whose kernel offset ``k`` lands inside the input (not the padding),
-    and the input index of the first: output o reads input o*stride + k - pad."""
-    lo = max(0, -((k - pad) // stride))
-    hi = min(n_out, (size - 1 + pad - k) // stride + 1)
-    return lo, hi, lo * stride + k - pad
+def _flipped_pays(W, x_shape, stride, pad):
+    """Whether the input gradient is cheaper as a convolution of gy with the flipped kernel:
+    stride 1 and an output with at least twice the input's positions (heavy padding: most
+    per-offset products would land in the padding)."""
+    kh, kw = W.shape[:2]
+    H, Wd = x_shape[1:3]
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
+    return stride == 1 and kh == kw and OH * OW >= 2 * H * Wd
 
 
 def _input_grad(gy2, W, x_shape, stride, pad):
@@ -89,25 +92,24 @@ def _input_grad(gy2, W, x_shape, stride, pad):
 
     One kernel offset at a time, each offset's (N*OH*OW, C_in) product is added into the
     input positions it came from, padding left out (so the kh*kw-times-larger column
-    gradient is never built). A stride-1 convolution whose output has at least twice as
-    many positions as its input (heavy padding: most products would land in the padding)
-    instead takes the input gradient as the convolution of gy with the flipped kernel."""
+    gradient is never built); or, where _flipped_pays, the convolution of gy with the
+    flipped kernel."""
     xp = backend.get_array_module(gy2)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     if kh == kw == 1 and stride == 1 and pad == 0:
         return (gy2 @ W[0, 0].T).reshape(x_shape)
-    if stride == 1 and kh == kw and OH * OW >= 2 * H * Wd:
+    if _flipped_pays(W, x_shape, stride, pad):
         return _input_grad_transposed(gy2.reshape(N, OH, OW, C_out), W, x_shape, pad)
     g = xp.zeros(x_shape, dtype=gy2.dtype)
     Wt = W.transpose(0, 1, 3, 2)  # (kh, kw, C_out, C_in)
     buf = xp.empty((gy2.shape[0], C_in), dtype=gy2.dtype)
     buf4 = buf.reshape(N, OH, OW, C_in)
     for i in range(kh):
-        oh0, oh1, h0 = _inside(i, OH, H, stride, pad)
+        oh0, oh1, h0 = inside(i, OH, H, stride, pad)
         for j in range(kw):
-            ow0, ow1, w0 = _inside(j, OW, Wd, stride, pad)
+            ow0, ow1, w0 = inside(j, OW, Wd, stride, pad)
             if oh0 >= oh1 or ow0 >= ow1:
                 continue
             xp.matmul(gy2, Wt[i, j], out=buf)
@@ -133,45 +135,72 @@ def _input_grad_transposed(gy, W, x_shape, pad):
 
 
 class Conv2d(Function):
-    """y (N, OH, OW, C_out) = conv(x (N, H, W, C_in), W (kh, kw, C_in, C_out)) + b (C_out,)."""
-    def __init__(self, stride=1, pad=0):
+    """y (N, OH, OW, C_out) = conv(x (N, H, W, C_in), W (kh, kw, C_in, C_out)) + b (C_out,).
+
+    ``algorithm``: 'im2col' (any stride; see above), 'rows' (stride 1; conv_rows.py: no
+    work on padded rows, a kw- rather than kh*kw-times copy of the input) or 'auto':
+    rows for padded stride-1 layers, im2col otherwise."""
+    ALGORITHMS = ("auto", "im2col", "rows")
+
+    def __init__(self, stride=1, pad=0, algorithm="auto"):
         self.stride, self.pad = int(stride), int(pad)
+        if algorithm not in self.ALGORITHMS:
+            raise ValueError(f"conv2d algorithm must be one of {self.ALGORITHMS}, got {algorithm!r}")
+        if algorithm == "rows" and self.stride != 1:
+            raise ValueError(f"conv2d algorithm='rows' needs stride 1, got stride={stride}; use 'im2col'")
+        self.rows = algorithm == "rows" or (algorithm == "auto" and self.stride == 1 and self.pad > 0)
 
     def forward(self, x, W, b=None):
         if W.ndim != 4:
             raise ValueError(f"conv2d weight must be (kh, kw, C_in, C_out), got shape {W.shape}")
         kh, kw, C_in, C_out = W.shape
         OH, OW = _check(x.shape, kh, kw, self.stride, self.pad, C_in)
+        if b is not None and b.shape != (C_out,):
+            raise ValueError(f"conv2d bias must have shape ({C_out},) (one per output channel), got {b.shape}")
+        self.W, self.x_shape, self.bias = W, x.shape, b is not None
+        if self.rows:
+            y, self.xw = rows_forward(x, W, b, self.pad)
+            return y
         K = kh * kw * C_in
-        self.fold = b is not None
-        col = im2col(x, kh, kw, self.stride, self.pad, ones=self.fold)
+        col = im2col(x, kh, kw, self.stride, self.pad, ones=self.bias)
         W2 = W.reshape(K, C_out)
-        if self.fold:
-            if b.shape != (C_out,):
-                raise ValueError(f"conv2d bias must have shape ({C_out},) (one per output channel), "
-                                 f"got {b.shape}")
+        if self.bias:
             xp = backend.get_array_module(W)
             W2 = xp.concatenate([W2, b.reshape(1, C_out)])
-        y = col @ W2
-        self.col, self.W, self.x_shape = col, W, x.shape
-        return y.reshape(x.shape[0], OH, OW, C_out)
+        self.col = col
+        return (col @ W2).reshape(x.shape[0], OH, OW, C_out)
 
     def backward(self, gy):
         W = self.W
         kh, kw, C_in, C_out = W.shape
-        gy2 = gy.reshape(-1, C_out)
+        want_x, want_W = self.needs_grad[0], self.needs_grad[1]
+        want_b = self.bias and self.needs_grad[2]
         gx = gW = gb = None
-        if any(self.needs_grad[1:]):  # with the bias folded in, its gradient is the last row
+        if self.rows:
+            xp = backend.get_array_module(gy)
+            N, OH, OW, _ = gy.shape
+            gyt = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(OH, N * OW, C_out)
+            if want_W:
+                gW = rows_weight_grad(self.xw, gyt, W.shape, self.pad, self.x_shape[1])
+            if want_b:
+                gb = gyt.reshape(-1, C_out).sum(axis=0)
+            if want_x and _flipped_pays(W, self.x_shape, 1, self.pad):
+                gx = _input_grad_transposed(gy, W, self.x_shape, self.pad)
+            elif want_x:
+                gx = rows_input_grad(gyt, W, self.x_shape, self.pad)
+            return gx, gW, gb
+        gy2 = gy.reshape(-1, C_out)
+        if want_W or want_b:  # with the bias folded in, its gradient is the last row
             gWb = self.col.T @ gy2
             K = kh * kw * C_in
-            gW = gWb[:K].reshape(W.shape) if self.needs_grad[1] else None
-            gb = gWb[K].copy() if self.fold and self.needs_grad[2] else None
-        if self.needs_grad[0]:
+            gW = gWb[:K].reshape(W.shape) if want_W else None
+            gb = gWb[K].copy() if want_b else None
+        if want_x:
             gx = _input_grad(gy2, W, self.x_shape, self.stride, self.pad)
         return gx, gW, gb
 
 
-def conv2d(x, W, b=None, stride=1, pad=0):
+def conv2d(x, W, b=None, stride=1, pad=0, algorithm="auto"):
     """Convolve NHWC ``x`` with ``W`` (kh, kw, C_in, C_out); see the module docstring."""
-    f = Conv2d(stride, pad)
+    f = Conv2d(stride, pad, algorithm)
     return f(x, W) if b is None else f(x, W, b)

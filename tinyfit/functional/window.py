@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["conv_output_size", "pool_output_size", "sweep", "pad_to", "crop", "first_max_index"]
+__all__ = ["conv_output_size", "pool_output_size", "sweep", "inside", "pad_to", "crop", "first_max_index"]
 
 
 def conv_output_size(size, k, stride, pad):
@@ -37,6 +37,14 @@ def sweep(out, stride):
     """Length of the slice ``start:start + sweep(out, stride):stride`` that yields the ``out``
     positions of one kernel offset."""
     return stride * (out - 1) + 1
+
+
+def inside(k, n_out, size, stride, pad):
+    """Outputs [lo, hi) whose kernel offset ``k`` lands inside the input (not the padding),
+    and the input index of the first: output o reads input o*stride + k - pad."""
+    lo = max(0, -((k - pad) // stride))
+    hi = min(n_out, (size - 1 + pad - k) // stride + 1)
+    return lo, hi, lo * stride + k - pad
 
 
 def pad_to(x, pad, shape, value, xp):

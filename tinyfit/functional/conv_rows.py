@@ -1,0 +1,107 @@
+"""Stride-1 convolution by kernel rows, for padded layers (conv2d's ``algorithm='rows'``).
+
+im2col copies every input pixel kh*kw times, padding included, and its GEMMs multiply
+the padding's zeros. Here the windows are copied along the width only, into a
+row-major-first ("H-major") layout in which the rows of the input that kernel row i
+reads, for every image, form one contiguous matrix:
+
+* xw: (H, N*OW, kw*C_in)   -- xw[h, (n, ow), (j, c)] = x[n, h, ow + j - pad, c]
+                              (zero where the column falls in the padding); kw times
+                              the input, not kh*kw
+* y:  (OH, N*OW, C_out)    -- y[oh] = sum over kernel rows i of xw[oh + i - pad] @ W[i]
+
+Kernel row i contributes only to the output rows whose input row oh + i - pad lies in
+the image (window._inside), so the padded rows are never multiplied: for the teacher's
+8x8 pad-3 layer on 10x10 maps, 56 of the 72 (output row, kernel row) pairs. The weight
+gradient is the same sum transposed (one GEMM per kernel row) and the input gradient
+one GEMM per kernel row (kw*C_in columns at once) whose kw column blocks are added
+into the input. The output and gradients are returned as NHWC views of the H-major
+arrays.
+"""
+from __future__ import annotations
+
+from .. import backend
+from .window import inside
+
+
+def row_windows(x, kw, pad, xp):
+    """x (N, H, W, C) -> xw (H, N*OW, kw*C), OW = W + 2 pad - kw + 1."""
+    N, H, W, C = x.shape
+    OW = W + 2 * pad - kw + 1
+    xt = xp.zeros((H, N, W + 2 * pad, C), dtype=x.dtype)  # H-major, padded in width only
+    xw = xp.empty((H, N, OW, kw, C), dtype=x.dtype)
+    xt_x = x.transpose(1, 0, 2, 3)
+
+    def work(lo, hi):
+        xt[:, lo:hi, pad:pad + W] = xt_x[:, lo:hi]
+        s = xt.strides
+        part = xt[:, lo:hi]
+        win = xp.lib.stride_tricks.as_strided(part, (H, hi - lo, OW, kw, C), (s[0], s[1], s[2], s[2], s[3]))
+        xw[:, lo:hi] = win
+    backend.batch_parallel(work, N, xp)
+    return xw.reshape(H, N * OW, kw * C)
+
+
+def _pairs(kh, OH, H, pad):
+    """(kernel row i, first output row, last output row + 1, first input row) for each
+    kernel row that reaches the image, the widest first."""
+    rows = [(i,) + inside(i, OH, H, 1, pad) for i in range(kh)]
+    rows = [r for r in rows if r[1] < r[2]]
+    return sorted(rows, key=lambda r: r[1] - r[2])
+
+
+def rows_forward(x, W, b, pad):
+    """y (N, OH, OW, C_out) as a view of the H-major result; and xw for the backward pass."""
+    xp = backend.get_array_module(x)
+    kh, kw, C_in, C_out = W.shape
+    N, H, Wd, _ = x.shape
+    OH, OW = H + 2 * pad - kh + 1, Wd + 2 * pad - kw + 1
+    xw = row_windows(x, kw, pad, xp)
+    W3 = W.reshape(kh, kw * C_in, C_out)
+    y = xp.empty((OH, N * OW, C_out), dtype=x.dtype)
+    pairs = _pairs(kh, OH, H, pad)
+    for n, (i, o0, o1, h0) in enumerate(pairs):
+        a = xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in)
+        if n == 0:  # the widest kernel row writes, the others add
+            xp.matmul(a, W3[i], out=y[o0:o1].reshape(-1, C_out))
+            y[:o0] = 0
+            y[o1:] = 0
+        else:
+            y[o0:o1] += (a @ W3[i]).reshape(o1 - o0, N * OW, C_out)
+    if not pairs:
+        y[...] = 0
+    if b is not None:
+        y += b
+    return y.reshape(OH, N, OW, C_out).transpose(1, 0, 2, 3), xw
+
+
+def rows_weight_grad(xw, gyt, W_shape, pad, H):
+    """dL/dW (kh, kw, C_in, C_out) from xw and gyt (OH, N*OW, C_out), gy in H-major order."""
+    xp = backend.get_array_module(gyt)
+    kh, kw, C_in, C_out = W_shape
+    gW = xp.zeros((kh, kw * C_in, C_out), dtype=gyt.dtype)
+    for i, o0, o1, h0 in _pairs(kh, gyt.shape[0], H, pad):
+        xp.matmul(xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in).T, gyt[o0:o1].reshape(-1, C_out), out=gW[i])
+    return gW.reshape(W_shape)
+
+
+def rows_input_grad(gyt, W, x_shape, pad):
+    """dL/dx (N, H, W, C_in) (a view of an H-major array) from gyt (OH, N*OW, C_out): per
+    kernel row one GEMM gy @ W[i]^T of kw*C_in columns, whose column blocks j are added
+    into the input columns they came from (padding left out)."""
+    xp = backend.get_array_module(gyt)
+    kh, kw, C_in, C_out = W.shape
+    N, H, Wd, _ = x_shape
+    OH, OW = gyt.shape[0], Wd + 2 * pad - kw + 1
+    W3t = W.reshape(kh, kw * C_in, C_out).transpose(0, 2, 1)  # (kh, C_out, kw*C_in)
+    gt = xp.zeros((H, N, Wd, C_in), dtype=gyt.dtype)
+    cols = [(j,) + inside(j, OW, Wd, 1, pad) for j in range(kw)]
+    for i, o0, o1, h0 in _pairs(kh, OH, H, pad):
+        part = (gyt[o0:o1].reshape(-1, C_out) @ W3t[i]).reshape(o1 - o0, N, OW, kw, C_in)
+
+        def add(lo, hi, part=part, rows=slice(h0, h0 + o1 - o0)):
+            for j, w0a, w1a, x0 in cols:
+                if w0a < w1a:
+                    gt[rows, lo:hi, x0:x0 + w1a - w0a] += part[:, lo:hi, w0a:w1a, j]
+        backend.batch_parallel(add, N, xp)
+    return gt.transpose(1, 0, 2, 3)
