@@ -5,7 +5,7 @@ import pytest
 
 import tinyfit as tf
 from tinyfit.models import mnist_student, mnist_teacher, thin_student
-from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, build, eval_outputs
+from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, build, eval_layers, eval_outputs
 
 
 def small(rng):
@@ -75,3 +75,16 @@ def test_train_and_eval_modes_reach_every_layer():
     assert all(layer.training for layer in m.modules())
     m["d0"].rng = np.random.default_rng(3)
     assert not np.array_equal(m(x).data, m(x).data)  # train: dropout masks differ per call
+
+
+def test_eval_layers_is_one_pass_of_eval_outputs():
+    """Several layers' outputs from one pass equal eval_outputs layer by layer, in batches that
+    do not divide the data; the model's output is the None entry; the mode is restored."""
+    model = mnist_teacher(rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).random((7, 28, 28, 1), dtype=np.float32)
+    out = eval_layers(model, x, [None, "h1", "h0"], batch_size=3)
+    assert set(out) == {None, "h1", "h0"} and model.training
+    np.testing.assert_array_equal(out[None], eval_outputs(model, x, batch_size=3))
+    for name in ("h0", "h1"):
+        np.testing.assert_array_equal(out[name], eval_outputs(model, x, until=name, batch_size=3))
+    assert eval_layers(model, x, ["h1"])["h1"].shape == (7, 4, 4, 48)

@@ -11,7 +11,7 @@ from . import random as _random
 from .autograd import Tensor
 
 __all__ = ["Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
-           "Sequential", "build", "eval_outputs"]
+           "Sequential", "build", "eval_outputs", "eval_layers"]
 
 
 class Parameter(Tensor):
@@ -237,7 +237,9 @@ class Sequential(Module):
             raise KeyError(f"no layer named {name!r}; layers are {self.layer_names}")
         return self.layer_names[:self.layer_names.index(name) + 1]
 
-    def forward(self, x, until=None):
+    def forward(self, x, until=None, taps=None):
+        """The output of the last layer (or of layer ``until``); with a dict ``taps``, the
+        outputs of the layers it names are stored in it on the way."""
         names = self.layer_names if until is None else self.names_until(until)
         if self.input_shape is not None and tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(
@@ -245,6 +247,8 @@ class Sequential(Module):
                 f"got {tuple(x.shape)}; resize the images or build the model for this size")
         for n in names:
             x = self._modules[n](x)
+            if taps is not None and n in taps:
+                taps[n] = x
         return x
 
     def spec(self):
@@ -265,19 +269,30 @@ def eval_outputs(model, x, until=None, batch_size=1000):
     """The outputs of ``model`` for every example of array ``x`` (N, ...): in eval mode (no
     dropout), without a graph, in batches; with ``until`` (a Sequential's layer name) that
     layer's output. The model's train/eval mode is restored afterwards."""
+    return eval_layers(model, x, [until], batch_size)[until]
+
+
+def eval_layers(model, x, names, batch_size=1000):
+    """As eval_outputs, for several layers of a Sequential in one pass: {name: outputs}
+    (None names the model's output)."""
     from .autograd import no_grad
+    deepest = None if None in names else max(names, key=model.layer_names.index)
     was = model.training
     model.eval()
-    out = []
+    out = {n: [] for n in names}
     try:
         with no_grad():
             for i in range(0, len(x), batch_size):
-                xb = Tensor(x[i:i + batch_size])
-                out.append((model(xb) if until is None else model(xb, until=until)).data)
+                taps = dict.fromkeys(n for n in names if n is not None)
+                y = model(Tensor(x[i:i + batch_size]), until=deepest, taps=taps) if taps or deepest \
+                    else model(Tensor(x[i:i + batch_size]))
+                taps[None] = y
+                for n in names:
+                    out[n].append(taps[n].data)
     finally:
         model.train(was)
-    xp = backend.get_array_module(*out)
-    return xp.concatenate(out, axis=0)
+    xp = backend.get_array_module(*out[names[0]])
+    return {n: xp.concatenate(v, axis=0) for n, v in out.items()}
 
 
 LAYERS = {c.__name__: c for c in (Linear, Conv2d, MaxoutConv2d, Dropout, Flatten)}

@@ -27,7 +27,7 @@ from .files import atomic_write
 from .fitnets import (KDConfig, LinearDecay, StageSpec, error_rate, init_from_stage1, make_regressor,
                       train_backprop, train_hints, train_kd, train_teacher)
 from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
-from .nn import eval_outputs
+from .nn import eval_layers, eval_outputs
 from .training import FitConfig
 
 __all__ = ["Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher", "METHODS",
@@ -136,18 +136,25 @@ class Teacher:
     """A trained teacher and its outputs on the data, computed once (it is frozen)."""
     def __init__(self, model, data, row):
         self.model, self.data, self.row = model.eval(), data, row
-        self._logits, self._hints = None, {}
+        self._logits, self._train_maps, self._hints = None, {}, {}
+
+    def _train_pass(self, layer):
+        # the logits and a hint layer's maps of the training set come from one forward pass
+        out = eval_layers(self.model, self.data.x_train, [None, layer], batch_size=500)
+        self._logits, self._train_maps[layer] = out[None], out[layer]
 
     @property
     def logits(self):
         if self._logits is None:
-            self._logits = eval_outputs(self.model, self.data.x_train, batch_size=500)
+            self._train_pass(TEACHER_HINT)
         return self._logits
 
     def hints(self, layer=TEACHER_HINT):
         """(training-set maps, validation-set maps) of layer ``layer``."""
         if layer not in self._hints:
-            self._hints[layer] = (eval_outputs(self.model, self.data.x_train, until=layer, batch_size=500),
+            if layer not in self._train_maps:
+                self._train_pass(layer)
+            self._hints[layer] = (self._train_maps[layer],
                                   eval_outputs(self.model, self.data.x_val, until=layer, batch_size=500))
         return self._hints[layer]
 
