@@ -15,7 +15,10 @@ TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, ato
 OPS = {
     "conv2d": (lambda x, W, b: F.conv2d(x, W, b, 2, 1), [(2, 7, 6, 3), (3, 3, 3, 4), (4,)]),
     "conv2d_s1": (lambda x, W: F.conv2d(x, W, None, 1, 0), [(2, 6, 6, 2), (3, 3, 2, 5)]),
+    "conv2d_rows": (lambda x, W, b: F.conv2d(x, W, b, 1, 2, "rows"), [(2, 5, 6, 3), (4, 4, 3, 4), (4,)]),
+    "conv2d_flipped": (lambda x, W, b: F.conv2d(x, W, b, 1, 3), [(2, 3, 3, 2), (3, 3, 2, 4), (4,)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, 4, 2, 0, True), [(2, 9, 9, 3)]),
+    "max_pool2d_sweep": (lambda x: F.max_pool2d(x, 3, 2, 1, True), [(2, 8, 7, 3)]),
     "maxout2": (lambda x: F.maxout(x, 2), [(3, 4, 4, 6)]),
     "maxout3": (lambda x: F.maxout(x, 3), [(5, 9)]),
     "softmax": (lambda x: F.softmax(x, 3.0), [(4, 10)]),
