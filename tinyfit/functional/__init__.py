@@ -1,8 +1,9 @@
 """All differentiable ops. Forward and backward of each op sit side by side:
 
 * basic.py       elementwise arithmetic, reductions, reshape/transpose/getitem, linear
-* conv.py        conv2d via im2col (NHWC)
-* pool.py        max pooling, maxout
+* conv.py        conv2d (NHWC): the op, and its im2col algorithm
+* conv_rows.py   conv2d's kernel-rows algorithm for padded stride-1 layers
+* pool.py        max pooling (separable where windows are whole strides), maxout
 * window.py      window geometry: output sizes, padding, first-maximum bookkeeping
 * activation.py  relu, dropout, softmax / log-softmax with temperature
 * loss.py        cross-entropy, soft cross-entropy, hint loss, KD loss

@@ -1,7 +1,10 @@
-"""2-D convolution by im2col, channels-last (NHWC).
+"""2-D convolution, channels-last (NHWC): the op (Conv2d, conv2d) and its im2col algorithm.
 
-Layouts (why channels-last: the im2col copy moves whole contiguous channel
-rows, and the GEMM output *is* the NHWC result, so no transpose is needed):
+Padded stride-1 layers use the kernel-rows algorithm of conv_rows.py instead (no work on
+padding rows); ``conv2d(..., algorithm=)`` picks one explicitly.
+
+im2col layouts (why channels-last: the im2col copy moves whole contiguous channel rows,
+and the GEMM output *is* the NHWC result, so no transpose is needed):
 
 * x:   (N, H, W, C_in)
 * W:   (kh, kw, C_in, C_out)  -- reshaped for free to (kh*kw*C_in, C_out)
