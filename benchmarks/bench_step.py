@@ -60,14 +60,40 @@ def conv_flops(model, batch):
     return flops
 
 
+def layer_gemms(k, pad, c, o, n, h, w, input_grad):
+    """{phase: [(a_shape, b_shape, transpose_a)]}: the GEMMs one training step of a stride-1
+    MaxoutConv2d layer performs, as conv2d's algorithm choice does them (functional/conv.py)."""
+    from tinyfit.functional.conv import Conv2d, _flipped_pays
+    from tinyfit.functional.conv_rows import _pairs
+    oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+    g = {"forward": [], "weight grad": [], "input grad": []}
+    flipped = _flipped_pays(np.empty((k, k, c, o)), (n, h, w, c), 1, pad)
+    if Conv2d(1, pad).rows:  # one GEMM per kernel row over the output rows it reaches
+        for _, o0, o1, _ in _pairs(k, oh, h, pad):
+            m = (o1 - o0) * n * ow
+            g["forward"].append(((m, k * c), (k * c, o), False))
+            g["weight grad"].append(((m, k * c), (m, o), True))
+            if input_grad and not flipped:
+                g["input grad"].append(((m, o), (o, k * c), False))
+    else:  # im2col with the bias column; per-offset input-gradient GEMMs
+        m = n * oh * ow
+        g["forward"].append(((m, k * k * c + 1), (k * k * c + 1, o), False))
+        g["weight grad"].append(((m, k * k * c + 1), (m, o), True))
+        if input_grad and not flipped:
+            g["input grad"] += [((m, o), (o, c), False)] * (k * k)
+    if input_grad and flipped:  # the convolution of gy with the flipped kernel
+        g["input grad"].append(((n * h * w, k * k * o), (k * k * o, c), False))
+    return g
+
+
 def gemm_floor(which, batch, reps=5):
-    """Milliseconds of the GEMMs alone of one training step at the im2col shapes:
-    forward col @ W, weight gradient col.T @ gy, input gradient gy @ W[i, j]^T per kernel
-    offset (none for the first layer), each timed on random arrays (CPU)."""
+    """Milliseconds of the GEMMs alone of one training step, at the shapes the step's
+    convolutions use (layer_gemms), each timed on random arrays (CPU)."""
     model = (mnist_student if which == "student" else mnist_teacher)()
     h = w = 28
     c = 1
     tot = {"forward": 0.0, "weight grad": 0.0, "input grad": 0.0}
+    rng = np.random.default_rng(0)
 
     def med(f):
         f()
@@ -83,21 +109,13 @@ def gemm_floor(which, batch, reps=5):
         if type(model[name]).__name__ != "MaxoutConv2d":
             continue
         k, p, o = cfg["kernel"], cfg["pad"], cfg["channels"] * cfg["pieces"]
-        oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
-        m = batch * oh * ow
-        rng = np.random.default_rng(0)
-        col = rng.random((m, k * k * c), dtype=np.float32)
-        W = rng.random((k * k * c, o), dtype=np.float32)
-        gy = rng.random((m, o), dtype=np.float32)
-        Wt = rng.random((k * k, o, c), dtype=np.float32)
-        buf = np.empty((m, c), np.float32)
-        tot["forward"] += med(lambda col=col, W=W: col @ W)
-        tot["weight grad"] += med(lambda col=col, gy=gy: col.T @ gy)
-        if not first:
-            tot["input grad"] += med(lambda gy=gy, Wt=Wt, buf=buf, k=k: [np.matmul(gy, Wt[i], out=buf)
-                                                                       for i in range(k * k)])
+        for phase, gemms in layer_gemms(k, p, c, o, batch, h, w, not first).items():
+            for a_shape, b_shape, trans in gemms:
+                a = rng.random(a_shape, dtype=np.float32)
+                b_ = rng.random(b_shape, dtype=np.float32)
+                tot[phase] += med(lambda a=a, b_=b_, trans=trans: (a.T if trans else a) @ b_)
         first = False
-        c, h, w = cfg["channels"], oh, ow
+        c, h, w = cfg["channels"], h + 2 * p - k + 1, w + 2 * p - k + 1
         if cfg["pool"]:
             h = F.pool_output_size(h, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
             w = F.pool_output_size(w, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
@@ -393,8 +411,10 @@ def main(argv=None):
         for which in a.nets.split(","):
             fl = gemm_floor(which, a.batch[0])
             result["gemm_floor_ms"][which] = fl
+            step = next((r["tinyfit_ms"] for r in rows if r["net"] == which and r["what"] == "train step"), None)
+            outside = f"; outside the GEMMs {step - sum(fl.values()):.1f} ms of the {step:.1f} ms step" if step else ""
             print(f"GEMMs alone, {which} training step: " + ", ".join(f"{k} {v:.1f} ms" for k, v in fl.items())
-                  + f"; total {sum(fl.values()):.1f} ms")
+                  + f"; total {sum(fl.values()):.1f} ms" + outside)
     if a.profile:
         for which in a.nets.split(","):
             print(f"\nprofile: {which}, batch {a.batch[0]}, per training step\n" +
