@@ -113,6 +113,11 @@ def _index(shape, n, xp):
     return xp.empty(shape, dtype=bool if n == 2 else index_dtype(n))
 
 
+def _batch(a, lo, hi):
+    """a[lo:hi], or None for a buffer a step does not use."""
+    return None if a is None else a[lo:hi]
+
+
 class MaxPool2d(Function):
     """y (N, OH, OW, C) = max over each kh x kw window of x (N, H, W, C).
 
@@ -180,14 +185,12 @@ class MaxPool2d(Function):
 
         def work(lo, hi):
             x = xpad[lo:hi]
-            for st, (blocks, out, ib, iw) in zip(steps, bufs):
-                sl = slice(lo, hi)
-                st.forward(x, None if blocks is None else blocks[sl], out[sl],
-                           None if ib is None else ib[sl], None if iw is None else iw[sl], xp)
-                x = out[sl]
+            for st, bs in zip(steps, bufs):
+                st.forward(x, *(_batch(b, lo, hi) for b in bs), xp)
+                x = bs[1][lo:hi]
         backend.batch_parallel(work, xpad.shape[0], xp)
-        self.steps = [(st, b[2], b[3], s) for st, b, s in
-                      zip(steps, bufs, [xpad.shape, bufs[0][1].shape])]
+        # for the backward pass: each step, its winners and its input's shape
+        self.steps = [(st, b[2], b[3], s) for st, b, s in zip(steps, bufs, [xpad.shape, bufs[0][1].shape])]
         return bufs[-1][1]
 
     def backward(self, gy):
@@ -204,9 +207,7 @@ class MaxPool2d(Function):
         def work(lo, hi):
             g = gy[lo:hi]
             for st, ib, iw, in_shape in reversed(self.steps):
-                sl = slice(lo, hi)
-                g = st.backward(g, (hi - lo,) + in_shape[1:], None if ib is None else ib[sl],
-                                None if iw is None else iw[sl], xp)
+                g = st.backward(g, (hi - lo,) + in_shape[1:], _batch(ib, lo, hi), _batch(iw, lo, hi), xp)
             out[lo:hi] = g
         backend.batch_parallel(work, gy.shape[0], xp)
         return out
