@@ -14,9 +14,9 @@ Kernel row i contributes only to the output rows whose input row oh + i - pad li
 the image (window._inside), so the padded rows are never multiplied: for the teacher's
 8x8 pad-3 layer on 10x10 maps, 56 of the 72 (output row, kernel row) pairs. The weight
 gradient is the same sum transposed (one GEMM per kernel row) and the input gradient
-one GEMM per kernel row (kw*C_in columns at once) whose kw column blocks are added
-into the input. The output and gradients are returned as NHWC views of the H-major
-arrays.
+one GEMM per kernel row (kw*C_in columns at once), summed over the kernel rows, whose kw
+column blocks are then added into the input. The output and gradients are returned as
+NHWC views of the H-major arrays.
 """
 from __future__ import annotations
 
@@ -86,22 +86,39 @@ def rows_weight_grad(xw, gyt, W_shape, pad, H):
 
 
 def rows_input_grad(gyt, W, x_shape, pad):
-    """dL/dx (N, H, W, C_in) (a view of an H-major array) from gyt (OH, N*OW, C_out): per
-    kernel row one GEMM gy @ W[i]^T of kw*C_in columns, whose column blocks j are added
-    into the input columns they came from (padding left out)."""
+    """dL/dx (N, H, W, C_in) (a view of an H-major array) from gyt (OH, N*OW, C_out): the
+    adjoint of rows_forward. Per kernel row one GEMM gy @ W[i]^T (kw*C_in columns at once),
+    summed into the window gradient gxw (H, N*OW, kw*C_in) by contiguous adds (the widest
+    kernel row writes, the others add); then the kw column blocks of gxw are added into the
+    input columns they came from (padding left out)."""
     xp = backend.get_array_module(gyt)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
     OH, OW = gyt.shape[0], Wd + 2 * pad - kw + 1
     W3t = W.reshape(kh, kw * C_in, C_out).transpose(0, 2, 1)  # (kh, C_out, kw*C_in)
+    gxw = xp.empty((H, N * OW, kw * C_in), dtype=gyt.dtype)
+    pairs = _pairs(kh, OH, H, pad)
+    if not pairs:
+        gxw[...] = 0
+    for n, (i, o0, o1, h0) in enumerate(pairs):
+        a, rows = gyt[o0:o1].reshape(-1, C_out), slice(h0, h0 + o1 - o0)
+        if n == 0:
+            xp.matmul(a, W3t[i], out=gxw[rows].reshape(-1, kw * C_in))
+            gxw[:rows.start] = 0
+            gxw[rows.stop:] = 0
+            continue
+        part = (a @ W3t[i]).reshape(o1 - o0, N * OW, kw * C_in)
+
+        def add(lo, hi, part=part, rows=rows):
+            gxw[rows, lo:hi] += part[:, lo:hi]
+        backend.batch_parallel(add, N * OW, xp)
+    g5 = gxw.reshape(H, N, OW, kw, C_in)
     gt = xp.zeros((H, N, Wd, C_in), dtype=gyt.dtype)
     cols = [(j,) + inside(j, OW, Wd, 1, pad) for j in range(kw)]
-    for i, o0, o1, h0 in _pairs(kh, OH, H, pad):
-        part = (gyt[o0:o1].reshape(-1, C_out) @ W3t[i]).reshape(o1 - o0, N, OW, kw, C_in)
 
-        def add(lo, hi, part=part, rows=slice(h0, h0 + o1 - o0)):
-            for j, w0a, w1a, x0 in cols:
-                if w0a < w1a:
-                    gt[rows, lo:hi, x0:x0 + w1a - w0a] += part[:, lo:hi, w0a:w1a, j]
-        backend.batch_parallel(add, N, xp)
+    def fold(lo, hi):
+        for j, w0a, w1a, x0 in cols:
+            if w0a < w1a:
+                gt[:, lo:hi, x0:x0 + w1a - w0a] += g5[:, lo:hi, w0a:w1a, j]
+    backend.batch_parallel(fold, N, xp)
     return gt.transpose(1, 0, 2, 3)

@@ -80,13 +80,29 @@ class _AxisMax:
         a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
         if s > 1:
             b = blocks if r > 1 else out
-            _select_max([x[_along(x.ndim, a, j, j + s * (nb - 1) + 1, s)] for j in range(s)], b, idx_b, xp)
+            full = self._full(x.shape[a])
+            _select_max([x[_along(x.ndim, a, j, j + s * (full - 1) + 1, s)] for j in range(s)],
+                        b[_along(x.ndim, a, 0, full)], _batch_along(idx_b, a, 0, full), xp)
+            if full < nb:  # ceil mode: the last block hangs over the end, only its first positions exist
+                last = _along(x.ndim, a, full, nb)
+                rest = [x[_along(x.ndim, a, j, j + 1)] for j in range(s * full, x.shape[a])]
+                if len(rest) == 1:
+                    b[last] = rest[0]
+                    if idx_b is not None:
+                        idx_b[last] = 0
+                else:
+                    _select_max(rest, b[last], _batch_along(idx_b, a, full, nb), xp)
         else:
             b = x
         if r > 1:
             _select_max([b[_along(x.ndim, a, t, t + n)] for t in range(r)], out, idx_w, xp)
         elif s == 1:  # a window of one position along this axis
             out[...] = x
+
+    def _full(self, length):
+        """Blocks wholly inside an input of ``length`` (all nb, or one fewer in ceil mode,
+        where the last window may hang fewer than s positions over the end)."""
+        return min(self.nb, length // self.s)
 
     def backward(self, gy, in_shape, idx_b, idx_w, xp):
         a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
@@ -104,9 +120,23 @@ class _AxisMax:
                 gb[_along(nd, a, t, t + n)] += parts[t]
         if s == 1:
             return gb
-        g = (xp.empty if in_shape[a] == s * nb else xp.zeros)(in_shape, dtype=gy.dtype)
-        _route(gb, idx_b, s, [g[_along(nd, a, j, j + s * (nb - 1) + 1, s)] for j in range(s)], xp)
+        g = xp.empty(in_shape, dtype=gy.dtype)
+        full = self._full(in_shape[a])
+        _route(gb[_along(nd, a, 0, full)], _batch_along(idx_b, a, 0, full), s,
+               [g[_along(nd, a, j, j + s * (full - 1) + 1, s)] for j in range(s)], xp)
+        if full < nb:
+            last, rest = _along(nd, a, full, nb), in_shape[a] - s * full
+            parts = [g[_along(nd, a, j, j + 1)] for j in range(s * full, in_shape[a])]
+            if rest == 1:
+                parts[0][...] = gb[last]
+            else:
+                _route(gb[last], idx_b[last], rest, parts, xp)
         return g
+
+
+def _batch_along(a, axis, start, stop):
+    """a[..., start:stop, ...] along ``axis``, or None."""
+    return None if a is None else a[_along(a.ndim, axis, start, stop)]
 
 
 def _index(shape, n, xp):
@@ -145,10 +175,16 @@ class MaxPool2d(Function):
         OH = pool_output_size(H, kh, sh, p, self.ceil_mode)
         OW = pool_output_size(W, kw, sw, p, self.ceil_mode)
         Hp, Wp = (OH - 1) * sh + kh, (OW - 1) * sw + kw
+        self.x_shape = x.shape
+        separable = kh % sh == 0 and kw % sw == 0 and kh * kw > 1
+        if separable and p == 0:  # a last window hanging over the edge is handled there
+            xs = x[:, :Hp, :Wp]
+            self.pad_shape = xs.shape
+            return self._separable(xs, OH, OW, xp)
         # pad with -inf so padding never wins
         xpad = pad_to(x, p, (Hp, Wp), -np.inf, xp) if p or Hp > H or Wp > W else x
-        self.x_shape, self.pad_shape = x.shape, (N, Hp, Wp, C)
-        if kh % sh == 0 and kw % sw == 0 and kh * kw > 1:
+        self.pad_shape = (N, Hp, Wp, C)
+        if separable:
             return self._separable(xpad[:, :Hp, :Wp], OH, OW, xp)
         self.steps = None
         he, we = sweep(OH, sh), sweep(OW, sw)
