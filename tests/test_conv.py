@@ -94,6 +94,10 @@ def test_im2col_matches_loops_and_its_adjoint(device, case, seed, noncontig):
     # the bias column the convolution folds into its GEMM
     col1 = np_(F.im2col(T(x, device).data, c["k"], c["k"], c["stride"], c["pad"], ones=True))
     np.testing.assert_array_equal(col1, np.hstack([col, np.ones((col.shape[0], 1))]))
+    if c["C"] == 1:  # the transposed layout first layers use
+        from tinyfit.functional.conv import im2col_k_major
+        colT = np_(im2col_k_major(T(x, device).data, c["k"], c["k"], c["stride"], c["pad"], ones=True))
+        np.testing.assert_array_equal(colT, col1.T)
     r = rng.standard_normal(col.shape)
     back = col2im_reference(r, x.shape, c["k"], c["stride"], c["pad"])
     assert np.isclose((col * r).sum(), (x * back).sum(), rtol=1e-10)
