@@ -67,11 +67,17 @@ def rows_forward(x, W, b, pad):
             y[:o0] = 0
             y[o1:] = 0
         else:
-            y[o0:o1] += (a @ W3[i]).reshape(o1 - o0, N * OW, C_out)
+            part = (a @ W3[i]).reshape(o1 - o0, N * OW, C_out)
+
+            def add(lo, hi, part=part, rows=slice(o0, o1)):
+                y[rows, lo:hi] += part[:, lo:hi]
+            backend.batch_parallel(add, N * OW, xp)
     if not pairs:
         y[...] = 0
     if b is not None:
-        y += b
+        def bias(lo, hi):
+            y[:, lo:hi] += b
+        backend.batch_parallel(bias, N * OW, xp)
     return y.reshape(OH, N, OW, C_out).transpose(1, 0, 2, 3), xw
 
 
