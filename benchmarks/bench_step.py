@@ -75,10 +75,14 @@ def layer_gemms(k, pad, c, o, n, h, w, input_grad):
             g["weight grad"].append(((m, k * c), (m, o), True))
             if input_grad and not flipped:
                 g["input grad"].append(((m, o), (o, k * c), False))
-    else:  # im2col with the bias column; per-offset input-gradient GEMMs
-        m = n * oh * ow
-        g["forward"].append(((m, k * k * c + 1), (k * k * c + 1, o), False))
-        g["weight grad"].append(((m, k * k * c + 1), (m, o), True))
+    else:  # im2col with the bias column (transposed for one channel); per-offset input gradient
+        m, kk = n * oh * ow, k * k * c + 1
+        if c == 1:
+            g["forward"].append(((kk, m), (kk, o), True))
+            g["weight grad"].append(((kk, m), (m, o), False))
+        else:
+            g["forward"].append(((m, kk), (kk, o), False))
+            g["weight grad"].append(((m, kk), (m, o), True))
         if input_grad and not flipped:
             g["input grad"] += [((m, o), (o, c), False)] * (k * k)
     if input_grad and flipped:  # the convolution of gy with the flipped kernel

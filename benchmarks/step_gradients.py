@@ -5,9 +5,11 @@ comparing two checkouts of tinyfit (did a speed change alter what is computed?).
     python benchmarks/step_gradients.py --compare A.npz B.npz
 
 Both networks, from the official and from Glorot init, one batch of 64 random images, the
-teacher's dropout on a fixed generator. In float64 two correct implementations agree to
-rounding (~1e-14 relative); in float32 a max-like op can pick another winner where two
-candidates differ by rounding, which moves single gradients by up to about 1%.
+teacher's dropout on a fixed generator; and a stage-1 step (the hint loss of the student's
+layers up to the guided one and the regressor against the teacher's hint maps). In float64
+two correct implementations agree to rounding (~1e-14 relative); in float32 a max-like op
+can pick another winner where two candidates differ by rounding, which moves single
+gradients by up to about 1%.
 """
 from __future__ import annotations
 
@@ -37,6 +39,21 @@ def gradients(root, dtype):
             out[f"{name}/{init}/loss"] = np.asarray(loss.data)
             for pname, p in model.named_parameters():
                 out[f"{name}/{init}/{pname}"] = p.grad
+    # stage 1: the hint loss of the student's layers up to h3 and the regressor against the
+    # teacher's h1 maps
+    from tinyfit.fitnets import make_regressor
+    student = mnist_student(rng=np.random.default_rng(0)).astype(dtype)
+    teacher = mnist_teacher(init="glorot", rng=np.random.default_rng(1)).astype(dtype).eval()
+    reg = make_regressor(student, "h3", teacher, "h1", (28, 28, 1), rng=np.random.default_rng(2)).astype(dtype)
+    x = np.random.default_rng(2).random((64, 28, 28, 1)).astype(dtype)
+    hint = teacher(tf.Tensor(x), until="h1").data
+    loss = F.hint_loss(reg(student(tf.Tensor(x), until="h3")), tf.Tensor(hint), "paper")
+    loss.backward()
+    out["hints/teacher_h1"], out["hints/loss"] = hint, np.asarray(loss.data)
+    for pname, p in list(student.named_parameters()) + \
+            [("regressor." + n, q) for n, q in reg.named_parameters()]:
+        if p.grad is not None:
+            out[f"hints/{pname}"] = p.grad
     return out
 
 
