@@ -33,17 +33,15 @@ def _along(ndim, axis, start, stop, step=1):
 
 def _select_max(parts, out, idx, xp):
     """out = elementwise max of ``parts`` (same-shape arrays); idx (if not None) = the first
-    part holding it (a bool for two parts: part 1 strictly greater)."""
-    xp.maximum(parts[0], parts[1], out=out)
-    for p in parts[2:]:
-        xp.maximum(out, p, out=out)
-    if idx is None:
-        return
-    if len(parts) == 2:
+    part holding it (a bool for two parts). A part takes over only where it is strictly
+    greater than the maximum so far, so at ties the earliest part keeps it."""
+    if idx is not None:
         xp.greater(parts[1], parts[0], out=idx)
-    else:
-        idx[...] = 0
-        first_max_index(idx, out, parts.__getitem__, len(parts), xp)
+    xp.maximum(parts[0], parts[1], out=out)
+    for k, p in enumerate(parts[2:], 2):
+        if idx is not None:
+            xp.copyto(idx, idx.dtype.type(k), where=p > out)
+        xp.maximum(out, p, out=out)
 
 
 def _route(g, idx, n, parts, xp):
