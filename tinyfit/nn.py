@@ -276,17 +276,16 @@ def eval_layers(model, x, names, batch_size=1000):
     """As eval_outputs, for several layers of a Sequential in one pass: {name: outputs}
     (None names the model's output)."""
     from .autograd import no_grad
-    deepest = None if None in names else max(names, key=model.layer_names.index)
+    layers = [n for n in names if n is not None]
+    deepest = None if None in names else max(layers, key=model.layer_names.index)
     was = model.training
     model.eval()
     out = {n: [] for n in names}
     try:
         with no_grad():
             for i in range(0, len(x), batch_size):
-                taps = dict.fromkeys(n for n in names if n is not None)
-                y = model(Tensor(x[i:i + batch_size]), until=deepest, taps=taps) if taps or deepest \
-                    else model(Tensor(x[i:i + batch_size]))
-                taps[None] = y
+                xb, taps = Tensor(x[i:i + batch_size]), dict.fromkeys(layers)
+                taps[None] = model(xb, until=deepest, taps=taps) if layers else model(xb)
                 for n in names:
                     out[n].append(taps[n].data)
     finally:

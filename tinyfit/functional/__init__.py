@@ -4,7 +4,7 @@
 * conv.py        conv2d (NHWC): the op, and its im2col algorithm
 * conv_rows.py   conv2d's kernel-rows algorithm for padded stride-1 layers
 * pool.py        max pooling (separable where windows are whole strides), maxout
-* window.py      window geometry: output sizes, padding, first-maximum bookkeeping
+* window.py      window geometry: output sizes, in-bounds ranges, padding
 * activation.py  relu, dropout, softmax / log-softmax with temperature
 * loss.py        cross-entropy, soft cross-entropy, hint loss, KD loss
 """

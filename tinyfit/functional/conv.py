@@ -121,16 +121,13 @@ def _input_grad(gy2, W, x_shape, stride, pad):
 
     One kernel offset at a time, each offset's (N*OH*OW, C_in) product is added into the
     input positions it came from, padding left out (so the kh*kw-times-larger column
-    gradient is never built); or, where _flipped_pays, the convolution of gy with the
-    flipped kernel."""
+    gradient is never built)."""
     xp = backend.get_array_module(gy2)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
     if kh == kw == 1 and stride == 1 and pad == 0:
         return (gy2 @ W[0, 0].T).reshape(x_shape)
-    if _flipped_pays(W, x_shape, stride, pad):
-        return _input_grad_transposed(gy2.reshape(N, OH, OW, C_out), W, x_shape, pad)
     g = xp.zeros(x_shape, dtype=gy2.dtype)
     Wt = W.transpose(0, 1, 3, 2)  # (kh, kw, C_out, C_in)
     buf = xp.empty((gy2.shape[0], C_in), dtype=gy2.dtype)
@@ -208,6 +205,9 @@ class Conv2d(Function):
         want_x, want_W = self.needs_grad[0], self.needs_grad[1]
         want_b = self.bias and self.needs_grad[2]
         gx = gW = gb = None
+        if want_x and _flipped_pays(W, self.x_shape, self.stride, self.pad):
+            gx = _input_grad_transposed(gy, W, self.x_shape, self.pad)
+            want_x = False
         if self.rows:
             xp = backend.get_array_module(gy)
             N, OH, OW, _ = gy.shape
@@ -216,9 +216,7 @@ class Conv2d(Function):
                 gW = rows_weight_grad(self.xw, gyt, W.shape, self.pad, self.x_shape[1])
             if want_b:
                 gb = gyt.reshape(-1, C_out).sum(axis=0)
-            if want_x and _flipped_pays(W, self.x_shape, 1, self.pad):
-                gx = _input_grad_transposed(gy, W, self.x_shape, self.pad)
-            elif want_x:
+            if want_x:
                 gx = rows_input_grad(gyt, W, self.x_shape, self.pad)
             return gx, gW, gb
         gy2 = gy.reshape(-1, C_out)

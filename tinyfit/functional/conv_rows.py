@@ -50,6 +50,26 @@ def _pairs(kh, OH, H, pad):
     return sorted(rows, key=lambda r: r[1] - r[2])
 
 
+def _sum_row_products(out, terms, xp):
+    """out (R, M, K) = the sum of the terms (a (r*M, k), B (k, K), rows): a @ B goes to
+    out[rows] (r rows); rows no term reaches are 0. The first term writes, the others add,
+    the adds split over threads along M."""
+    if not terms:
+        out[...] = 0
+    for n, (a, B, rows) in enumerate(terms):
+        if n == 0:
+            xp.matmul(a, B, out=out[rows].reshape(-1, out.shape[2]))
+            out[:rows.start] = 0
+            out[rows.stop:] = 0
+            continue
+        part = (a @ B).reshape(rows.stop - rows.start, out.shape[1], out.shape[2])
+
+        def add(lo, hi, part=part, rows=rows):
+            out[rows, lo:hi] += part[:, lo:hi]
+        backend.batch_parallel(add, out.shape[1], xp)
+    return out
+
+
 def rows_forward(x, W, b, pad):
     """y (N, OH, OW, C_out) as a view of the H-major result; and xw for the backward pass."""
     xp = backend.get_array_module(x)
@@ -58,22 +78,9 @@ def rows_forward(x, W, b, pad):
     OH, OW = H + 2 * pad - kh + 1, Wd + 2 * pad - kw + 1
     xw = row_windows(x, kw, pad, xp)
     W3 = W.reshape(kh, kw * C_in, C_out)
-    y = xp.empty((OH, N * OW, C_out), dtype=x.dtype)
-    pairs = _pairs(kh, OH, H, pad)
-    for n, (i, o0, o1, h0) in enumerate(pairs):
-        a = xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in)
-        if n == 0:  # the widest kernel row writes, the others add
-            xp.matmul(a, W3[i], out=y[o0:o1].reshape(-1, C_out))
-            y[:o0] = 0
-            y[o1:] = 0
-        else:
-            part = (a @ W3[i]).reshape(o1 - o0, N * OW, C_out)
-
-            def add(lo, hi, part=part, rows=slice(o0, o1)):
-                y[rows, lo:hi] += part[:, lo:hi]
-            backend.batch_parallel(add, N * OW, xp)
-    if not pairs:
-        y[...] = 0
+    y = _sum_row_products(xp.empty((OH, N * OW, C_out), dtype=x.dtype),
+                          [(xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in), W3[i], slice(o0, o1))
+                           for i, o0, o1, h0 in _pairs(kh, OH, H, pad)], xp)
     if b is not None:
         def bias(lo, hi):
             y[:, lo:hi] += b
@@ -102,22 +109,9 @@ def rows_input_grad(gyt, W, x_shape, pad):
     N, H, Wd, _ = x_shape
     OH, OW = gyt.shape[0], Wd + 2 * pad - kw + 1
     W3t = W.reshape(kh, kw * C_in, C_out).transpose(0, 2, 1)  # (kh, C_out, kw*C_in)
-    gxw = xp.empty((H, N * OW, kw * C_in), dtype=gyt.dtype)
-    pairs = _pairs(kh, OH, H, pad)
-    if not pairs:
-        gxw[...] = 0
-    for n, (i, o0, o1, h0) in enumerate(pairs):
-        a, rows = gyt[o0:o1].reshape(-1, C_out), slice(h0, h0 + o1 - o0)
-        if n == 0:
-            xp.matmul(a, W3t[i], out=gxw[rows].reshape(-1, kw * C_in))
-            gxw[:rows.start] = 0
-            gxw[rows.stop:] = 0
-            continue
-        part = (a @ W3t[i]).reshape(o1 - o0, N * OW, kw * C_in)
-
-        def add(lo, hi, part=part, rows=rows):
-            gxw[rows, lo:hi] += part[:, lo:hi]
-        backend.batch_parallel(add, N * OW, xp)
+    gxw = _sum_row_products(xp.empty((H, N * OW, kw * C_in), dtype=gyt.dtype),
+                            [(gyt[o0:o1].reshape(-1, C_out), W3t[i], slice(h0, h0 + o1 - o0))
+                             for i, o0, o1, h0 in _pairs(kh, OH, H, pad)], xp)
     g5 = gxw.reshape(H, N, OW, kw, C_in)
     gt = xp.zeros((H, N, Wd, C_in), dtype=gyt.dtype)
     cols = [(j,) + inside(j, OW, Wd, 1, pad) for j in range(kw)]

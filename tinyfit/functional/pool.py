@@ -1,9 +1,9 @@
 """Max pooling (any window and stride, floor or ceil mode) and maxout, channels-last.
 
-Both keep, per output element, the index of the winning input (the smallest unsigned
-integer type that holds the window size or piece count) so the backward pass sends each
-gradient to exactly one input, the first maximum in scan order, which is the correct
-subgradient at ties.
+Both keep, per output element (per step, where pooling is separable), which candidate won
+(a bool for two, else the smallest unsigned integer type that holds the count), chosen by
+_select_max and routed back by _route, so the backward pass sends each gradient to exactly
+one input, the first maximum in scan order, which is the correct subgradient at ties.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from .window import crop, first_max_index, pad_to, pool_output_size, sweep
+from .window import crop, pad_to, pool_output_size, sweep
 
 __all__ = ["max_pool2d", "maxout", "index_dtype"]
 
@@ -35,6 +35,11 @@ def _select_max(parts, out, idx, xp):
     """out = elementwise max of ``parts`` (same-shape arrays); idx (if not None) = the first
     part holding it (a bool for two parts). A part takes over only where it is strictly
     greater than the maximum so far, so at ties the earliest part keeps it."""
+    if len(parts) == 1:
+        out[...] = parts[0]
+        if idx is not None:
+            idx[...] = 0
+        return
     if idx is not None:
         xp.greater(parts[1], parts[0], out=idx)
     xp.maximum(parts[0], parts[1], out=out)
@@ -47,6 +52,9 @@ def _select_max(parts, out, idx, xp):
 def _route(g, idx, n, parts, xp):
     """The adjoint of _select_max: part k (a view of the input gradient) gets g where idx
     picked k, else 0. Two parts: g * idx and its complement g - g * idx (both exact)."""
+    if n == 1:
+        parts[0][...] = g
+        return
     if n == 2:
         xp.multiply(g, idx, out=parts[1])
         xp.subtract(g, parts[1], out=parts[0])
@@ -82,14 +90,8 @@ class _AxisMax:
             _select_max([x[_along(x.ndim, a, j, j + s * (full - 1) + 1, s)] for j in range(s)],
                         b[_along(x.ndim, a, 0, full)], _batch_along(idx_b, a, 0, full), xp)
             if full < nb:  # ceil mode: the last block hangs over the end, only its first positions exist
-                last = _along(x.ndim, a, full, nb)
                 rest = [x[_along(x.ndim, a, j, j + 1)] for j in range(s * full, x.shape[a])]
-                if len(rest) == 1:
-                    b[last] = rest[0]
-                    if idx_b is not None:
-                        idx_b[last] = 0
-                else:
-                    _select_max(rest, b[last], _batch_along(idx_b, a, full, nb), xp)
+                _select_max(rest, b[_along(x.ndim, a, full, nb)], _batch_along(idx_b, a, full, nb), xp)
         else:
             b = x
         if r > 1:
@@ -123,27 +125,19 @@ class _AxisMax:
         _route(gb[_along(nd, a, 0, full)], _batch_along(idx_b, a, 0, full), s,
                [g[_along(nd, a, j, j + s * (full - 1) + 1, s)] for j in range(s)], xp)
         if full < nb:
-            last, rest = _along(nd, a, full, nb), in_shape[a] - s * full
+            last = _along(nd, a, full, nb)
             parts = [g[_along(nd, a, j, j + 1)] for j in range(s * full, in_shape[a])]
-            if rest == 1:
-                parts[0][...] = gb[last]
-            else:
-                _route(gb[last], idx_b[last], rest, parts, xp)
+            _route(gb[last], _batch_along(idx_b, a, full, nb), len(parts), parts, xp)
         return g
 
 
 def _batch_along(a, axis, start, stop):
-    """a[..., start:stop, ...] along ``axis``, or None."""
+    """a[..., start:stop, ...] along ``axis``, or None for a buffer a step does not use."""
     return None if a is None else a[_along(a.ndim, axis, start, stop)]
 
 
 def _index(shape, n, xp):
     return xp.empty(shape, dtype=bool if n == 2 else index_dtype(n))
-
-
-def _batch(a, lo, hi):
-    """a[lo:hi], or None for a buffer a step does not use."""
-    return None if a is None else a[lo:hi]
 
 
 class MaxPool2d(Function):
@@ -187,7 +181,7 @@ class MaxPool2d(Function):
         self.steps = None
         he, we = sweep(OH, sh), sweep(OW, sw)
         y = xp.empty((N, OH, OW, C), dtype=x.dtype)
-        idx = xp.zeros((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
+        idx = xp.empty((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
         offsets = [divmod(k, kw) for k in range(kh * kw)]
 
         def window(xs, k):  # the inputs at window position k of every output
@@ -195,12 +189,8 @@ class MaxPool2d(Function):
             return xs[:, i:i + he:sh, j:j + we:sw, :]
 
         def work(lo, hi):
-            xs, ys = xpad[lo:hi], y[lo:hi]
-            ys[...] = window(xs, 0)
-            for k in range(1, kh * kw):
-                xp.maximum(ys, window(xs, k), out=ys)
-            if idx is not None:  # the first window position holding the max wins
-                first_max_index(idx[lo:hi], ys, lambda k: window(xs, k), kh * kw, xp)
+            xs = xpad[lo:hi]
+            _select_max([window(xs, k) for k in range(kh * kw)], y[lo:hi], _batch_along(idx, 0, lo, hi), xp)
         backend.batch_parallel(work, N, xp)
         self.idx = idx
         return y
@@ -220,7 +210,7 @@ class MaxPool2d(Function):
         def work(lo, hi):
             x = xpad[lo:hi]
             for st, bs in zip(steps, bufs):
-                st.forward(x, *(_batch(b, lo, hi) for b in bs), xp)
+                st.forward(x, *(_batch_along(b, 0, lo, hi) for b in bs), xp)
                 x = bs[1][lo:hi]
         backend.batch_parallel(work, xpad.shape[0], xp)
         # for the backward pass: each step, its winners and its input's shape
@@ -241,7 +231,8 @@ class MaxPool2d(Function):
         def work(lo, hi):
             g = gy[lo:hi]
             for st, ib, iw, in_shape in reversed(self.steps):
-                g = st.backward(g, (hi - lo,) + in_shape[1:], _batch(ib, lo, hi), _batch(iw, lo, hi), xp)
+                g = st.backward(g, (hi - lo,) + in_shape[1:], _batch_along(ib, 0, lo, hi),
+                                _batch_along(iw, 0, lo, hi), xp)
             out[lo:hi] = g
         backend.batch_parallel(work, gy.shape[0], xp)
         return out

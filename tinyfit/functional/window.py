@@ -1,12 +1,12 @@
 """Window geometry shared by convolution and pooling (channels-last maps (N, H, W, C)):
-output sizes, the extent a strided window sweep covers, padding and cropping, and the
-first-maximum-wins bookkeeping of the max-like ops (pooling, maxout).
+output sizes, the extent a strided window sweep covers, the outputs a kernel offset
+reaches inside the input, padding and cropping.
 """
 from __future__ import annotations
 
 import math
 
-__all__ = ["conv_output_size", "pool_output_size", "sweep", "inside", "pad_to", "crop", "first_max_index"]
+__all__ = ["conv_output_size", "pool_output_size", "sweep", "inside", "pad_to", "crop"]
 
 
 def conv_output_size(size, k, stride, pad):
@@ -67,13 +67,3 @@ def crop(g, pad, shape, xp):
     out = xp.zeros(shape, dtype=g.dtype)
     out[:, :h, :w, :] = g[:, pad:pad + h, pad:pad + w, :]
     return out
-
-
-def first_max_index(idx, y, candidate, n, xp):
-    """Fill ``idx`` with the first k in 0..n-1 whose ``candidate(k)`` equals the maximum ``y``.
-
-    Scans backwards so that earlier positions overwrite later ones: at ties the first
-    maximum in scan order wins, the subgradient the backward passes use. The masks are
-    sparse, so each pass is a cheap masked copy."""
-    for k in range(n - 1, -1, -1):
-        xp.copyto(idx, idx.dtype.type(k), where=candidate(k) == y)
