@@ -15,13 +15,13 @@ import numpy as np
 from . import backend
 from . import functional as F
 from .autograd import Tensor, no_grad
-from .nn import Conv2d, Dropout, MaxoutConv2d, Module, eval_outputs
+from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Module, Sequential, eval_outputs
 from .optim import SGD, Adam, RMSProp
 from .training import FitConfig, fit
 
 __all__ = ["LinearDecay", "Constant", "KDConfig", "StageSpec", "error_rate", "regressor_kernel", "conv_regressor",
-           "make_regressor", "train_classifier", "train_teacher", "train_backprop", "train_kd", "train_hints",
-           "init_from_stage1", "LayerSubset"]
+           "layer_shape", "make_regressor", "aux_classifier", "train_classifier", "train_teacher", "train_backprop",
+           "train_kd", "train_hints", "train_label_stage1", "train_single_stage", "init_from_stage1", "LayerSubset"]
 
 
 class Constant:
@@ -185,14 +185,28 @@ def conv_regressor(guided_shape, hint_shape, pieces=None, init=0.05, max_norm=No
     return layer
 
 
-def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **kw):
-    """The regressor for student layer ``guided`` -> teacher layer ``hint``, finding both
-    feature shapes by one forward pass of a dummy input of ``input_shape`` (H, W, C)."""
+def layer_shape(model, layer, input_shape):
+    """The per-example output shape (H, W, C) of ``model``'s layer ``layer`` for inputs of
+    ``input_shape`` (H, W, C), from one forward pass of a dummy example."""
     x = Tensor(np.zeros((1,) + tuple(input_shape), np.float32))
     with no_grad():
-        g = student(x.to(student.device), until=guided).shape[1:]
-        h = teacher(x.to(teacher.device), until=hint).shape[1:]
-    return conv_regressor(g, h, pieces=pieces, **kw)
+        return model(x.to(model.device), until=layer).shape[1:]
+
+
+def make_regressor(student, guided, teacher, hint, input_shape, pieces=None, **kw):
+    """The regressor for student layer ``guided`` -> teacher layer ``hint``."""
+    return conv_regressor(layer_shape(student, guided, input_shape), layer_shape(teacher, hint, input_shape),
+                          pieces=pieces, **kw)
+
+
+def aux_classifier(guided_shape, classes=10, init=0.05, max_norm=None, rng=None):
+    """A Deeply-Supervised-Nets-style auxiliary classifier on the guided layer's maps
+    (N, H, W, C): flatten, then a softmax layer to ``classes`` logits. Its init and max-norm
+    default to the regressor's, so that stage 1 with it differs from hint training only in
+    its target (the labels instead of the teacher's hint layer)."""
+    h, w, c = guided_shape
+    return Sequential([("flat", Flatten()), ("y", Linear(in_features=h * w * c, out_features=classes, init=init,
+                                                         max_norm=max_norm, rng=rng))], input_shape=tuple(guided_shape))
 
 
 def _use_rng(model, rng):
@@ -206,7 +220,7 @@ def _batch_error(out, y):
 
 
 def train_classifier(stage, model, data, spec, rng, teacher_logits=None, kd=None, ckpt_path=None, resume=False,
-                     progress=True):
+                     progress=True, step_hooks=()):
     """Train ``model`` on data.x_train/y_train with cross-entropy, or with the KD loss when
     ``kd`` (a KDConfig) and ``teacher_logits`` (N_train, K) are given; validation error
     selects the best epoch, whose weights are restored at the end."""
@@ -230,8 +244,8 @@ def train_classifier(stage, model, data, spec, rng, teacher_logits=None, kd=None
 
     return fit(stage=stage, modules={"model": model}, optimizer=opt, loss_fn=loss_fn,
                val_fn=lambda: error_rate(model, data.x_val, data.y_val), n_train=len(y), cfg=spec.fit, rng=rng,
-               ckpt_path=ckpt_path, resume=resume, epoch_hooks=hooks, progress=progress, meta=meta,
-               verify=("kd",) if kd else ())
+               ckpt_path=ckpt_path, resume=resume, epoch_hooks=hooks, step_hooks=step_hooks, progress=progress,
+               meta=meta, verify=("kd",) if kd else ())
 
 
 def train_teacher(teacher, data, spec, rng, **kw):
@@ -250,14 +264,22 @@ def train_kd(student, data, spec, rng, teacher_logits, kd, stage="kd", **kw):
     return train_classifier(stage, student, data, spec, rng, teacher_logits=teacher_logits, kd=kd, **kw)
 
 
+def _train_lower(student, guided, head, head_name, data, spec, rng, loss_fn, val_fn, meta, ckpt_path, resume,
+                 progress, step_hooks):
+    # stage 1: the student's layers up to ``guided`` plus a head on top, nothing else
+    opt = spec.make_optimizer(student.parameters_until(guided) + head.parameters())
+    lower = LayerSubset(student, student.names_until(guided))
+    return fit(stage="stage1", modules={"student": lower, head_name: head}, optimizer=opt, loss_fn=loss_fn,
+               val_fn=val_fn, n_train=len(data.x_train), cfg=spec.fit, rng=rng, ckpt_path=ckpt_path, resume=resume,
+               epoch_hooks=spec.epoch_hooks(opt), step_hooks=step_hooks, progress=progress, meta=meta)
+
+
 def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, reduction="paper",
-                val_hints=None, ckpt_path=None, resume=False, progress=True):
+                val_hints=None, ckpt_path=None, resume=False, progress=True, step_hooks=()):
     """Stage 1: train the student's layers up to ``guided`` plus ``regressor`` on the hint
     loss against precomputed ``teacher_hints`` (N, Hh, Wh, Ch) of the training set. Only those
     parameters are updated; the validation metric is the hint loss on ``val_hints``
     (the official code keeps the best-on-validation weights)."""
-    params = student.parameters_until(guided) + regressor.parameters()
-    opt = spec.make_optimizer(params)
     x = data.x_train
 
     def loss_fn(idx):
@@ -274,11 +296,58 @@ def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, redu
                 total += float(F.hint_loss(r, Tensor(val_hints[i:i + 500]), reduction).data) * len(r)
         return total / len(data.x_val)
 
-    lower = LayerSubset(student, student.names_until(guided))
     meta = {"loss": "hint", "reduction": reduction, "guided": guided}
-    return fit(stage="stage1", modules={"student": lower, "regressor": regressor}, optimizer=opt, loss_fn=loss_fn,
-               val_fn=val_fn, n_train=len(x), cfg=spec.fit, rng=rng, ckpt_path=ckpt_path, resume=resume,
-               epoch_hooks=spec.epoch_hooks(opt), progress=progress, meta=meta)
+    return _train_lower(student, guided, regressor, "regressor", data, spec, rng, loss_fn, val_fn, meta, ckpt_path,
+                        resume, progress, step_hooks)
+
+
+def train_label_stage1(student, guided, classifier, data, spec, rng, ckpt_path=None, resume=False, progress=True,
+                       step_hooks=()):
+    """Stage 1 with labels instead of hints (deep supervision, as in Deeply-Supervised Nets):
+    the student's layers up to ``guided`` plus an auxiliary ``classifier`` on the guided
+    layer (``aux_classifier``), trained with cross-entropy on the labels; the classifier's
+    validation error selects the best epoch. Stage 2 then drops the classifier, as FitNets
+    drops the regressor."""
+    x, y = data.x_train, data.y_train
+    head = lambda xb: classifier(student(Tensor(xb), until=guided))  # noqa: E731
+
+    def loss_fn(idx):
+        out = head(x[idx])
+        return F.cross_entropy(out, y[idx]), _batch_error(out, y[idx])
+
+    def val_fn():
+        with no_grad():
+            wrong = sum(int((head(data.x_val[i:i + 500]).data.argmax(axis=1) != data.y_val[i:i + 500]).sum())
+                        for i in range(0, len(data.x_val), 500))
+        return wrong / len(data.x_val)
+
+    meta = {"loss": "ce at the guided layer", "guided": guided}
+    return _train_lower(student, guided, classifier, "classifier", data, spec, rng, loss_fn, val_fn, meta,
+                        ckpt_path, resume, progress, step_hooks)
+
+
+def train_single_stage(student, guided, regressor, teacher_hints, data, spec, rng, beta, reduction="paper",
+                       stage="single-stage", ckpt_path=None, resume=False, progress=True, step_hooks=()):
+    """The single-stage "FitNet" of most distillation libraries (not the paper's method):
+    the whole student and the regressor trained jointly from the first step on
+    cross-entropy + ``beta`` x the hint loss (``reduction`` as in ``hint_loss``); the
+    validation error selects the best epoch, and the regressor is dropped afterwards."""
+    if not np.isfinite(beta) or beta < 0:
+        raise ValueError(f"the hint weight beta must be a finite number >= 0, got {beta!r}")
+    x, y = data.x_train, data.y_train
+    opt = spec.make_optimizer(student.parameters() + regressor.parameters())
+
+    def loss_fn(idx):
+        taps = {guided: None}
+        out = student(Tensor(x[idx]), taps=taps)
+        hint = F.hint_loss(regressor(taps[guided]), Tensor(teacher_hints[idx]), reduction)
+        return F.cross_entropy(out, y[idx]) + hint * float(beta), _batch_error(out, y[idx])
+
+    meta = {"loss": "ce + beta * hint", "beta": float(beta), "reduction": reduction, "guided": guided}
+    return fit(stage=stage, modules={"model": student, "regressor": regressor}, optimizer=opt, loss_fn=loss_fn,
+               val_fn=lambda: error_rate(student, data.x_val, data.y_val), n_train=len(y), cfg=spec.fit, rng=rng,
+               ckpt_path=ckpt_path, resume=resume, epoch_hooks=spec.epoch_hooks(opt), step_hooks=step_hooks,
+               progress=progress, meta=meta, verify=("beta", "guided"))
 
 
 class LayerSubset(Module):

@@ -12,6 +12,7 @@ checkpoint. The study (``tinyfit.study``) calls the same functions, one student 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -21,23 +22,32 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
+from . import __version__, backend
 from .checkpoint import load_archive, load_model, save_model
 from .files import atomic_write
-from .fitnets import (KDConfig, LinearDecay, StageSpec, error_rate, init_from_stage1, make_regressor,
-                      train_backprop, train_hints, train_kd, train_teacher)
+from .fitnets import (KDConfig, LinearDecay, StageSpec, aux_classifier, error_rate, init_from_stage1, layer_shape,
+                      make_regressor, train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage,
+                      train_teacher)
 from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
 from .nn import eval_layers, eval_outputs
+from .provenance import provenance
 from .training import FitConfig
 
 __all__ = ["Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher", "METHODS",
-           "METHOD_NAMES", "get_teacher", "train_student", "run_pipeline", "write_results", "format_table"]
+           "VARIANTS", "ALL_METHODS", "METHOD_NAMES", "SettingsError", "check_settings", "run_settings", "new_teacher",
+           "get_teacher", "train_student", "run_pipeline", "write_results", "format_table"]
 
 METHODS = ("backprop", "kd", "fitnet")
+# ablations of FitNets (the study's ``ablate``): never called FitNets in a table
+VARIANTS = ("single-stage", "dsn-kd", "random-hints-kd", "hints-backprop")
+ALL_METHODS = METHODS + VARIANTS
+# display labels of the rows' method keys
 METHOD_NAMES = {"teacher": "teacher", "backprop": "student, backprop", "kd": "student, KD",
-                "fitnet": "student, FitNets (hints + KD)"}
+                "fitnet": "student, FitNets (hints + KD)", "single-stage": "student, single-stage CE + beta x hint",
+                "dsn-kd": "student, label stage 1 (DSN-style) + KD",
+                "random-hints-kd": "student, random-teacher hints + KD", "hints-backprop": "student, hints + backprop"}
 # one generator stream per stage, derived from the seed (and the student's key)
-STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4}
+STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4, "single-stage": 5}
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,9 @@ class StudentSpec:
     name: str = "student"
 
 
-def mnist_student_spec(pieces="code", pooling="ceil"):
-    return StudentSpec(lambda init, rng: mnist_student(pieces, pooling, init=init, rng=rng), STUDENT_GUIDED)
+def mnist_student_spec(pieces="code", pooling="ceil", guided=None):
+    """The paper's MNIST student; ``guided``: another guided layer than its middle one (h3)."""
+    return StudentSpec(lambda init, rng: mnist_student(pieces, pooling, init=init, rng=rng), guided or STUDENT_GUIDED)
 
 
 @dataclass
@@ -97,6 +108,8 @@ class PipelineConfig:
     pooling: str = "ceil"
     device: str = "cpu"
     progress: bool = True
+    hint_weight: float | None = None
+    max_epochs: int | None = None
 
     def __post_init__(self):
         for k in ("init", "teacher_init"):
@@ -125,18 +138,48 @@ class PipelineConfig:
     def rng(self, stage, key=()):
         return np.random.default_rng([self.seed, STAGES[stage], *key])
 
-    def stage_spec(self, epochs, teacher=False):
+    def stage_spec(self, epochs, teacher=False, stage1=False):
+        if self.max_epochs and not (teacher or stage1):
+            epochs = min(epochs, self.max_epochs)
         fit = FitConfig(epochs=epochs, batch_size=self.batch_size, patience=self.budget.patience)
         if teacher:
             return StageSpec("sgd", 0.05, 0.5, 0.7, 250, fit=fit)
         return StageSpec("rmsprop", 0.0005, fit=fit)
 
 
+class SettingsError(ValueError):
+    """A finished stage or run was made under other settings than the ones asked for now."""
+
+
+def check_settings(path, saved, wanted):
+    """Refuse to reuse what ``path`` holds unless it was made with the ``wanted`` settings."""
+    if saved is None:
+        raise SettingsError(f"{path} records no settings (written by an older tinyfit), so it cannot be reused "
+                            "safely; give another output folder (--out) or delete it to train it again")
+    wanted = json.loads(json.dumps(wanted))
+    diff = [k for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
+    if diff:
+        said = ", ".join(f"{k}={saved.get(k)!r} (now {wanted.get(k)!r})" for k in diff[:3])
+        raise SettingsError(f"{path} was made with other settings: {said}; use the same settings to resume, or "
+                            "another output folder (--out) for a new run")
+
+
+def new_teacher(pieces, pooling, init, rng):
+    """The MNIST teacher at its initial weights: ``init`` 'code' or 'glorot', drawn from
+    ``rng`` (the seed's teacher stream, which training then goes on drawing from)."""
+    return mnist_teacher(pieces, pooling, init=0.005 if init == "code" else "glorot", rng=rng)
+
+
 class Teacher:
-    """A trained teacher and its outputs on the data, computed once (it is frozen)."""
-    def __init__(self, model, data, row):
-        self.model, self.data, self.row = model.eval(), data, row
+    """A trained teacher and its outputs on the data, computed once (it is frozen).
+    settings: what it was trained with (its model file's), None when unknown."""
+    def __init__(self, model, data, row, settings=None):
+        self.model, self.data, self.row, self.settings = model.eval(), data, row, settings
         self._logits, self._train_maps, self._hints = None, {}, {}
+        digest = hashlib.sha256()
+        for k, v in sorted(model.state_dict().items()):
+            digest.update(k.encode() + backend.to_numpy(v).tobytes())
+        self.fingerprint = digest.hexdigest()[:16]  # which weights: part of every dependent run's settings
 
     def _train_pass(self, layer):
         # the logits and a hint layer's maps of the training set come from one forward pass
@@ -158,34 +201,67 @@ class Teacher:
                                   eval_outputs(self.model, self.data.x_val, until=layer, batch_size=500))
         return self._hints[layer]
 
+    def untrained(self):
+        """The same teacher at its initial weights, before any training (a control: hints
+        from a teacher that knows nothing)."""
+        s = self.settings
+        if not s:
+            raise ValueError("the untrained teacher is rebuilt from the settings the teacher was trained with, and "
+                             "this teacher's file records none; train the teacher with tinyfit (no --teacher PATH)")
+        rng = np.random.default_rng([s["seed"], STAGES["teacher"]])
+        model = new_teacher(s["pieces"], s["pooling"], s["init"], rng).to(self.model.device)
+        return Teacher(model, self.data, {"method": "untrained teacher"}, dict(s, epochs=0))
+
 
 def _row(method, model, res, data):
-    return dict(method=METHOD_NAMES.get(method, method), parameters=model.num_parameters(weights_only=True),
+    return dict(method=method, label=METHOD_NAMES.get(method, method),
+                parameters=model.num_parameters(weights_only=True),
                 best_val_error=res["best_val_error"], test_error=error_rate(model, data.x_test, data.y_test),
                 epochs=res["epochs"], seconds=res["seconds"], best_epoch=res["best_epoch"])
 
 
-def _train_or_load(stage, out, model, train, resume, device, log, extra=None):
-    """Train one stage (``train(ckpt_path) -> FitResult``), or on resume load its finished model.
-    Returns (model, result dict with history)."""
+def _train_or_load(stage, out, model, train, resume, device, log, settings):
+    """Train one stage (``train(ckpt_path) -> FitResult``), or on resume load its finished
+    model, which must have been made with ``settings`` (else SettingsError). Returns (model,
+    result dict with history)."""
     path = os.path.join(out, f"{stage}.model.npz")
     if resume and os.path.exists(path):
+        extra = load_archive(path, "model")[1]["extra"]
+        check_settings(path, extra.get("settings"), settings)
         model = load_model(path).to(device)
-        res = load_archive(path, "model")[1]["extra"]["result"]
         log(f"{stage}: finished earlier, loaded {path}")
-        return model, res
+        return model, extra["result"]
     r = train(os.path.join(out, "checkpoints", f"{stage}.ckpt.npz"))
     res = dict(best_val_error=r.best_val, best_epoch=r.best_epoch, epochs=r.epochs_run,
                seconds=round(r.seconds, 1), history=r.history)
-    save_model(path, model, {"result": res, **(extra or {})})
+    save_model(path, model, {"result": res, "settings": settings})
     return model, res
 
 
-def _teacher_setup(data, cfg):
+def _teacher_settings(data, cfg):
     """What a trained teacher depends on (stored in its model file, checked on reuse)."""
     return {"seed": cfg.seed, "epochs": cfg.budget.teacher, "patience": cfg.budget.patience,
             "init": cfg.teacher_init or cfg.init, "pieces": cfg.pieces, "pooling": cfg.pooling,
             "batch_size": cfg.batch_size, "split": data.describe()}
+
+
+def run_settings(method, data, cfg, student, teacher):
+    """What a student run by ``method`` depends on; stored in each of its stage files and its
+    study row, and checked before any of them is reused."""
+    s = {"method": method, "seed": cfg.seed, "init": cfg.init, "student": student.name, "key": list(student.key),
+         "guided": student.guided, "pieces": cfg.pieces, "pooling": cfg.pooling, "batch_size": cfg.batch_size,
+         "epochs": cfg.budget.student, "patience": cfg.budget.patience, "split": data.describe()}
+    if method != "backprop":
+        s["teacher"] = teacher.fingerprint
+    if method in ("kd", "fitnet", "dsn-kd", "random-hints-kd"):
+        s.update(tau=cfg.tau, lambda_schedule=vars(cfg.schedule()))
+    if method not in ("backprop", "kd", "single-stage"):
+        s["hint_epochs"] = cfg.budget.hints
+    if method == "single-stage":
+        s["hint_weight"] = cfg.hint_weight
+    if cfg.max_epochs:
+        s["max_epochs"] = cfg.max_epochs
+    return s
 
 
 def get_teacher(data, out, cfg, path=None, resume=False, log=print):
@@ -193,83 +269,111 @@ def get_teacher(data, out, cfg, path=None, resume=False, log=print):
     momentum, dropout, max-norm) unless ``resume`` finds it finished there, trained with the
     same settings (else ValueError)."""
     device = cfg.device
-    setup = _teacher_setup(data, cfg)
-    done = os.path.join(out, "teacher.model.npz")
-    if resume and not path and os.path.exists(done):
-        saved = load_archive(done, "model")[1]["extra"].get("setup")
-        if saved is None:
-            log(f"teacher: {done} does not record its settings (an older file); reusing it as it is")
-        elif saved != setup:
-            raise ValueError(f"{done} was trained with {saved}, this run needs {setup}; use another output "
-                             "folder, or pass that file as the teacher explicitly")
+    settings = _teacher_settings(data, cfg)
     if path:
         model = load_model(path).to(device)
+        settings = load_archive(path, "model")[1]["extra"].get("settings")
         val = error_rate(model, data.x_val, data.y_val)
         res = dict(best_val_error=val, best_epoch=0, epochs=0, seconds=0.0)
         log(f"teacher: loaded {path}")
     else:
         rng = cfg.rng("teacher")
-        model = mnist_teacher(cfg.pieces, cfg.pooling, init=cfg.weight_init(teacher=True), rng=rng).to(device)
+        model = new_teacher(cfg.pieces, cfg.pooling, settings["init"], rng).to(device)
         spec = cfg.stage_spec(cfg.budget.teacher, teacher=True)
         model, res = _train_or_load("teacher", out, model, lambda ck: train_teacher(
             model, data, spec, rng, ckpt_path=ck, resume=resume, progress=cfg.progress), resume, device, log,
-            {"seed": cfg.seed, "setup": setup})
+            settings)
     row = _row("teacher", model, res, data)
     log(f"teacher: test error {100 * row['test_error']:.2f}% (best validation {100 * row['best_val_error']:.2f}%)")
-    return Teacher(model, data, dict(row, history=res.get("history", [])))
+    return Teacher(model, data, dict(row, history=res.get("history", [])), settings)
 
 
-def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print):
-    """Train one student by ``method`` ('backprop', 'kd' or 'fitnet' = stage 1 then stage 2)
-    into ``out``; returns (model, row). The row has the method, weight count, best validation
-    error, test error, epochs (stage 2's for FitNets), seconds (both stages for FitNets),
-    best epoch and the per-epoch history (stage 2's for FitNets; stage 1's as hint_history)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+def _regressor(s1, student, teacher, data, rng, device, log):
+    reg = make_regressor(s1, student.guided, teacher.model, TEACHER_HINT, data.x_train.shape[1:],
+                         pieces=teacher.model[TEACHER_HINT].pieces, max_norm=0.9, rng=rng).to(device)
+    log(f"regressor: guided {student.guided} {reg.guided_shape} -> hint {TEACHER_HINT} {reg.hint_shape}, "
+        f"kernel {reg.kernel}x{reg.kernel}, maxout pieces {reg.pieces}")
+    return reg
+
+
+def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print, step_hooks=()):
+    """Train one student by ``method`` into ``out``; returns (model, row).
+
+    methods: 'backprop', 'kd', 'fitnet' (stage 1 hints, then stage 2 KD: the paper's), and
+    the ablations (``VARIANTS``): 'single-stage' (CE + cfg.hint_weight x hint from the first
+    step), 'dsn-kd' (stage 1 on the labels through an auxiliary classifier on the guided
+    layer, then KD), 'random-hints-kd' (stage 1 against the hint layer of the teacher at its
+    untrained init, then KD from the trained teacher), 'hints-backprop' (stage 1 hints, then
+    cross-entropy only). Two-stage methods share FitNets' random streams (the same student
+    init and batch order in both stages); single-stage shares backprop's.
+
+    The row has the method, weight count, best validation error, test error, epochs (stage
+    2's for two-stage methods), seconds (both stages), best epoch, the per-epoch history
+    (stage 2's; stage 1's as hint_history) and the settings that made it. step_hooks: passed
+    to every stage's ``fit`` (e.g. a ``hooks.GradientRecorder``)."""
+    if method not in ALL_METHODS:
+        raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {method!r}")
     student = student or mnist_student_spec(cfg.pieces, cfg.pooling)
     device, init, E = cfg.device, cfg.weight_init(), cfg.budget.student
     build = lambda stage: student.build(init, cfg.rng(stage, student.key)).to(device)  # noqa: E731
     rng = lambda stage: cfg.rng(stage, student.key)  # noqa: E731
-    extra = {"seed": cfg.seed}
+    settings = run_settings(method, data, cfg, student, teacher)
+    run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume, device, log,  # noqa: E731
+                                                     settings)
+    common = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
+    spec, res1 = cfg.stage_spec(E), None
     if method == "backprop":
         model, r = build("backprop"), rng("backprop")
-        model, res = _train_or_load("backprop", out, model, lambda ck: train_backprop(
-            model, data, cfg.stage_spec(E), r, ckpt_path=ck, resume=resume, progress=cfg.progress),
-            resume, device, log, extra)
+        model, res = run("backprop", model, lambda ck: train_backprop(model, data, spec, r, ckpt_path=ck, **common))
     elif method == "kd":
         model, r = build("kd"), rng("kd")
-        model, res = _train_or_load("kd", out, model, lambda ck: train_kd(
-            model, data, cfg.stage_spec(E), r, teacher.logits, cfg.kd(), ckpt_path=ck, resume=resume,
-            progress=cfg.progress), resume, device, log, extra)
+        model, res = run("kd", model, lambda ck: train_kd(model, data, spec, r, teacher.logits, cfg.kd(),
+                                                          ckpt_path=ck, **common))
+    elif method == "single-stage":
+        if cfg.hint_weight is None:
+            raise ValueError("the single-stage method needs a hint weight: PipelineConfig(hint_weight=beta)")
+        model, r = build("backprop"), rng("backprop")  # backprop's student and batches; only the loss differs
+        reg = _regressor(model, student, teacher, data, rng("single-stage"), device, log)
+        hints = teacher.hints(TEACHER_HINT)[0]
+        model, res = run("single-stage", model, lambda ck: train_single_stage(
+            model, student.guided, reg, hints, data, spec, r, cfg.hint_weight, ckpt_path=ck, **common))
     else:
         s1, r1 = build("stage1"), rng("stage1")
-        reg = make_regressor(s1, student.guided, teacher.model, TEACHER_HINT, data.x_train.shape[1:],
-                             pieces=teacher.model[TEACHER_HINT].pieces, max_norm=0.9, rng=r1).to(device)
-        log(f"regressor: guided {student.guided} {reg.guided_shape} -> hint {TEACHER_HINT} {reg.hint_shape}, "
-            f"kernel {reg.kernel}x{reg.kernel}, maxout pieces {reg.pieces}")
-        hints, val_hints = teacher.hints(TEACHER_HINT)
-
-        def stage1(ck):
-            r = train_hints(s1, student.guided, reg, hints, data, cfg.stage_spec(cfg.budget.hints), r1,
-                            val_hints=val_hints, ckpt_path=ck, resume=resume, progress=cfg.progress)
-            log(f"stage1: best validation hint loss {r.best_val:.4f} at epoch {r.best_epoch}")
-            return r
-        s1, res1 = _train_or_load("stage1", out, s1, stage1, resume, device, log, extra)
+        spec1 = cfg.stage_spec(cfg.budget.hints, stage1=True)
+        if method == "dsn-kd":
+            head = aux_classifier(layer_shape(s1, student.guided, data.x_train.shape[1:]), max_norm=0.9,
+                                  rng=r1).to(device)
+            train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck,  # noqa
+                                                   **common)
+        else:
+            source = teacher.untrained() if method == "random-hints-kd" else teacher
+            reg = _regressor(s1, student, source, data, r1, device, log)
+            hints, val_hints = source.hints(TEACHER_HINT)
+            train1 = lambda ck: train_hints(s1, student.guided, reg, hints, data, spec1, r1,  # noqa: E731
+                                            val_hints=val_hints, ckpt_path=ck, **common)
+        s1, res1 = run("stage1", s1, train1)
+        log(f"stage1: best validation {'error' if method == 'dsn-kd' else 'hint loss'} {res1['best_val_error']:.4f} "
+            f"at epoch {res1['best_epoch']}")
         model, r2 = init_from_stage1(build("fitnet"), s1, student.guided), rng("fitnet")
-        model, res = _train_or_load("fitnet", out, model, lambda ck: train_kd(
-            model, data, cfg.stage_spec(E), r2, teacher.logits, cfg.kd(), stage="fitnet", ckpt_path=ck,
-            resume=resume, progress=cfg.progress), resume, device, log, extra)
+        if method == "hints-backprop":
+            train2 = lambda ck: train_backprop(model, data, spec, r2, stage=method, ckpt_path=ck,  # noqa: E731
+                                               **common)
+        else:
+            train2 = lambda ck: train_kd(model, data, spec, r2, teacher.logits, cfg.kd(), stage=method,  # noqa
+                                         ckpt_path=ck, **common)
+        model, res = run(method, model, train2)
         res = dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
     row = _row(method, model, res, data)
     row["history"] = res.get("history", [])
     if "hint_history" in res:
         row["hint_history"] = res["hint_history"]
-    log(f"{row['method']}: test error {100 * row['test_error']:.2f}% (best validation "
+    row["settings"] = settings
+    log(f"{row['label']}: test error {100 * row['test_error']:.2f}% (best validation "
         f"{100 * row['best_val_error']:.2f}% at epoch {row['best_epoch']})")
     return model, row
 
 
-TABLE_COLUMNS = ["method", "parameters", "best_val_error", "test_error", "epochs", "seconds", "best_epoch"]
+TABLE_COLUMNS = ["method", "label", "parameters", "best_val_error", "test_error", "epochs", "seconds", "best_epoch"]
 
 
 def write_results(out, info, rows, name="results"):
@@ -290,7 +394,7 @@ def format_table(rows):
     lines = [f"{'method':32s} {'params':>8s} {'best val err':>12s} {'test err':>9s} {'epochs':>6s} {'time':>7s}"
              "   (FitNets: epochs of stage 2, time of both stages)"]
     for r in rows:
-        lines.append(f"{r['method']:32s} {r['parameters']:8,d} {100 * r['best_val_error']:11.2f}% "
+        lines.append(f"{r['label']:32s} {r['parameters']:8,d} {100 * r['best_val_error']:11.2f}% "
                      f"{100 * r['test_error']:8.2f}% {r['epochs']:6d} {r['seconds']:6.0f}s")
     return "\n".join(lines)
 
@@ -305,7 +409,8 @@ def run_pipeline(data, out, cfg, methods=METHODS, teacher_path=None, student=Non
     rows = [teacher.row]
     for m in methods:
         rows.append(train_student(m, data, teacher, out, cfg, student, resume, log)[1])
-    info = dict(info or {}, seed=cfg.seed, device=cfg.device, init=cfg.init,
+    info = dict(info or {}, provenance=provenance((info or {}).get("command")), seed=cfg.seed, device=cfg.device,
+                init=cfg.init,
                 teacher_init=cfg.teacher_init or cfg.init, lambda_schedule=vars(cfg.schedule()),
                 split=data.describe(), tinyfit=__version__, pieces=cfg.pieces, pooling=cfg.pooling,
                 tau=cfg.tau, budget=asdict(cfg.budget), total_seconds=round(time.perf_counter() - t0, 1))

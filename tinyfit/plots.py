@@ -10,12 +10,13 @@ import io
 
 from .files import atomic_write
 
-__all__ = ["available", "curves", "grouped_errors", "errors_by_depth"]
+__all__ = ["available", "curves", "grouped_errors", "errors_by_depth", "gradient_flow"]
 
-# one colour per method, the same in every figure
-COLORS = {"student, backprop": "#d62728", "student, KD": "#1f77b4", "student, FitNets (hints + KD)": "#2ca02c",
-          "backprop": "#d62728", "kd": "#1f77b4", "fitnet": "#2ca02c"}
+# one colour per method, the same in every figure; other columns take the palette in order
+COLORS = {"backprop": "#d62728", "kd": "#1f77b4", "fitnet": "#2ca02c", "single-stage": "#9467bd",
+          "dsn-kd": "#8c564b", "random-hints-kd": "#7f7f7f", "hints-backprop": "#e377c2"}
 LABELS = {"backprop": "backprop", "kd": "KD", "fitnet": "FitNets (hints + KD)"}
+PALETTE = ("#17becf", "#bcbd22", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
 def available():
@@ -46,28 +47,65 @@ def _save(fig, path):
     return path
 
 
+def _color(key, i=0):
+    return COLORS.get(key, PALETTE[i % len(PALETTE)])
+
+
+def _axis(ax, values, axis="y"):
+    """A log scale only where the values span more than a factor of ten (else linear), with
+    plain tick labels either way (never 9.45 x 10^1)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    v = [x for x in values if x > 0]
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    if v and max(v) / min(v) > 10:
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        target.set_minor_formatter(NullFormatter())
+    target.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+
+
+def _ci(values):
+    from .stats import mean_ci
+    mean, _, low, high = mean_ci(values)
+    return mean, (0.0 if low != low else mean - low), (0.0 if high != high else high - mean)
+
+
 def curves(rows, path, title=""):
     """Training loss and validation error per epoch, one line per student row (several seeds
-    of a method share its colour; rows carry a
-    ``history`` of {epoch, train_loss, val}). FitNets' curve is its stage 2; its loss, like
-    KD's, is the KD objective (labels + lambda x softened teacher), not comparable in value to
-    backprop's cross-entropy."""
+    of a method share its colour; rows carry a ``history`` of {epoch, train_loss, val}).
+    FitNets' curve is its stage 2; its loss, like KD's, is the KD objective (labels + lambda x
+    softened teacher), not comparable in value to backprop's cross-entropy. A dotted line
+    marks the epoch where lambda reaches its final value: with the official schedule (final
+    0) the KD objective becomes the plain cross-entropy there, so its value drops steeply."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     seen = set()
     alpha = 1.0 if len(rows) <= 3 else 0.6
+    losses, errs, saturate = [], [], set()
     for r in rows:
         h = r.get("history") or []
         if not h:
             continue
         ep = [e["epoch"] for e in h]
         c = COLORS.get(r["method"])
-        label = None if r["method"] in seen else r["method"]
+        label = None if r["method"] in seen else r.get("label", r["method"])
         seen.add(r["method"])
+        losses += [e["train_loss"] for e in h]
+        errs += [100 * e["val"] for e in h]
         a.plot(ep, [e["train_loss"] for e in h], color=c, label=label, alpha=alpha, lw=1.2)
         b.plot(ep, [100 * e["val"] for e in h], color=c, label=label, alpha=alpha, lw=1.2)
-    a.set(xlabel="epoch", ylabel="training loss (each method's objective)", yscale="log")
-    b.set(xlabel="epoch (FitNets: stage 2, after stage 1)", ylabel="validation error (%)", yscale="log")
+        sched = (r.get("settings") or {}).get("lambda_schedule")
+        if sched and sched["saturate"] <= ep[-1]:
+            saturate.add((sched["saturate"], sched["final"]))
+    for ep, final in sorted(saturate):
+        a.axvline(ep, color="0.4", ls=":", lw=1)
+        a.annotate(f"lambda reaches {final:g}:\nKD objective = CE" if final == 0 else f"lambda reaches {final:g}",
+                   (ep, 1), xycoords=("data", "axes fraction"), xytext=(3, -22), textcoords="offset points",
+                   fontsize=7, color="0.3")
+    a.set(xlabel="epoch", ylabel="training loss (each method's objective)")
+    b.set(xlabel="epoch (FitNets: stage 2, after stage 1)", ylabel="validation error (%)")
+    _axis(a, losses)
+    _axis(b, errs)
     b.legend(fontsize=8)
     for ax in (a, b):
         ax.grid(alpha=0.3, which="both")
@@ -82,21 +120,22 @@ def _points(ax, x, values, color, jitter):
 
 def grouped_errors(groups, path, title="", ylabel="test error (%)"):
     """One panel per group (each with its own scale): bars of the mean test error, a whisker of
-    one standard deviation over seeds, every seed's point, and the mean written on the bar.
+    its 95% t interval over seeds, every seed's point, and the mean written on the bar.
 
-    groups: [(group label, {method: [error per seed, in %]})]."""
-    import statistics
+    groups: [(group label, [(bar label, method key, [error per seed, in %])])]."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(groups), figsize=(1.5 + 3.2 * len(groups), 3.9), squeeze=False)
-    for ax, (label, g) in zip(axes[0], groups):
-        methods = [m for m in LABELS if m in g]
-        for x, m in enumerate(methods):
-            v = g[m]
-            mean, sd = statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0
-            ax.bar(x, mean, 0.7, yerr=sd, color=COLORS[m], alpha=0.55, capsize=3, label=LABELS[m])
-            _points(ax, x, v, COLORS[m], 0)
-            ax.annotate(f"{mean:.2f}", (x, mean), textcoords="offset points", xytext=(10, 3), fontsize=8)
-        ax.set_xticks(range(len(methods)), [LABELS[m].split(" (")[0] for m in methods])
+    width = max(len(bars) for _, bars in groups)
+    fig, axes = plt.subplots(1, len(groups), figsize=(1.5 + (0.8 * width + 0.8) * len(groups), 4.2), squeeze=False)
+    for ax, (label, bars) in zip(axes[0], groups):
+        for x, (_, key, v) in enumerate(bars):
+            mean, lo, hi = _ci(v)
+            color = _color(key, x)
+            ax.bar(x, mean, 0.7, yerr=[[lo], [hi]], color=color, alpha=0.55, capsize=3)
+            _points(ax, x, v, color, 0)
+            ax.annotate(f"{mean:.1f}", (x, mean), textcoords="offset points", xytext=(0, 3), fontsize=7,
+                        ha="center")
+        ax.set_xticks(range(len(bars)), [name for name, _, _ in bars], rotation=30 if width > 3 else 0,
+                      ha="right" if width > 3 else "center", fontsize=8)
         ax.set(title=label, ylabel=ylabel)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3, axis="y")
@@ -107,23 +146,82 @@ def grouped_errors(groups, path, title="", ylabel="test error (%)"):
 
 
 def errors_by_depth(depths, by_method, path, title="", ylabel="test error (%)"):
-    """Test error against depth: one line per method (mean over seeds), a bar of one standard
-    deviation, and every seed's point. by_method: {method: [[errors of the seeds] per depth]}."""
-    import statistics
+    """Test error against depth: one line per method (mean over seeds), a bar of its 95% t
+    interval, and every seed's point. by_method: {method: [[errors of the seeds] per depth]}."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    values = []
     for k, (m, per_depth) in enumerate(by_method.items()):
         off = (k - (len(by_method) - 1) / 2) * 0.08
-        means = [statistics.mean(v) for v in per_depth]
-        sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_depth]
-        ax.errorbar([d + off for d in depths], means, yerr=sds, color=COLORS[m], label=LABELS[m], capsize=3,
-                    marker="o", ms=4)
+        cis = [_ci(v) for v in per_depth]
+        ax.errorbar([d + off for d in depths], [c[0] for c in cis], yerr=[[c[1] for c in cis], [c[2] for c in cis]],
+                    color=COLORS[m], label=LABELS[m], capsize=3, marker="o", ms=4)
         for d, v in zip(depths, per_depth):
             _points(ax, d + off, v, COLORS[m], 0)
+            values += v
     ax.set_xticks(depths)
-    ax.set(xlabel="convolutional layers (same multiplications per example)", ylabel=ylabel, yscale="log")
+    ax.set(xlabel="convolutional layers (same multiplications per example)", ylabel=ylabel)
+    _axis(ax, values)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+GRADIENT_PANELS = (("backprop", "backprop", "backprop"), ("kd", "kd", "KD"),
+                   ("fitnet", "stage1", "FitNets stage 1 (hints)"), ("fitnet", "fitnet", "FitNets stage 2 (KD)"))
+
+
+def _trace_series(rows, method, stage, field):
+    """{layer: [per-seed lists of (global step, value)]} from the rows' gradient traces."""
+    out = {}
+    for r in rows:
+        if r["method"] != method:
+            continue
+        per_epoch = None
+        for rec in r.get("trace", []):
+            if rec["stage"] != stage or field not in rec:
+                continue
+            per_epoch = per_epoch or max(x["step"] for x in r["trace"] if x["stage"] == stage) + 1
+            t = (rec["epoch"] - 1) + rec["step"] / per_epoch
+            for layer, v in rec[field].items():
+                out.setdefault(layer, {}).setdefault(r["seed"], []).append((t, v))
+    return out
+
+
+def gradient_flow(rows, path, title=""):
+    """Where the training signal goes: for backprop, KD and FitNets' two stages (columns),
+    each layer's gradient norm per step (top) and the scale (root mean square) of its output
+    on a fixed probe batch (bottom), the geometric mean over seeds, on log scales. Layers are
+    coloured from the input (light) to the classifier (dark)."""
+    import math
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(GRADIENT_PANELS), figsize=(3.4 * len(GRADIENT_PANELS), 6.4), squeeze=False,
+                             sharey="row")
+    cmap = plt.get_cmap("viridis")
+    for j, (method, stage, label) in enumerate(GRADIENT_PANELS):
+        for i, field in enumerate(("grad", "act")):
+            ax = axes[i][j]
+            series = _trace_series(rows, method, stage, field)
+            layers = list(series)
+            for k, layer in enumerate(layers):
+                seeds = list(series[layer].values())
+                n = min(len(s) for s in seeds)
+                t = [p[0] for p in seeds[0][:n]]
+                g = [math.exp(sum(math.log(max(s[q][1], 1e-30)) for s in seeds) / len(seeds)) for q in range(n)]
+                ax.plot(t, g, color=cmap(1 - (k + 0.5) / max(len(layers), 1)), lw=1.1, label=layer)
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3, which="major")
+            if i == 0:
+                ax.set_title(label, fontsize=9)
+            if j == 0:
+                ax.set_ylabel("gradient norm per layer" if field == "grad" else "output scale (RMS) per layer")
+            if i == 1:
+                ax.set_xlabel("epoch")
+            if layers and j == len(GRADIENT_PANELS) - 1 and i == 0:
+                ax.legend(fontsize=7, ncol=2, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)

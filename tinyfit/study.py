@@ -27,36 +27,61 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_complet
 from dataclasses import asdict, dataclass, replace
 
 from . import backend
-from .checkpoint import load_model
-
+from .checkpoint import load_archive, load_model
 from .files import atomic_write
-from .models import mnist_student, multiplications, thin_guided, thin_student, thin_width
-from .pipeline import (BUDGETS, METHOD_NAMES, METHODS, Budget, StudentSpec, Teacher, get_teacher,
-                       mnist_student_spec, train_student, write_results)
+from .fitnets import make_regressor
+from .models import (STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided,
+                     thin_student, thin_width)
+from .pipeline import (METHODS, Budget, StudentSpec, Teacher, check_settings, get_teacher, mnist_student_spec,
+                       run_settings, train_student, write_results)
+from .provenance import code_commit, provenance
+from .stats import binomial_ci, mean_ci, paired_difference
+from .hooks import GradientRecorder
 
 __all__ = ["EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "StudyError", "InProcessExecutor", "make_executor",
            "plan", "depth_students", "train_run", "run_study", "summarize", "compare", "format_summary",
            "format_markdown"]
 
-EXPERIMENTS = ("init", "depth", "curves")
+EXPERIMENTS = ("init", "depth", "curves", "ablate", "position", "gradients")
 DEPTHS = (3, 5, 7, 9)
-# epoch budgets on the embedded digits, sized for 2 cores (README: measured wall times)
+# epoch budgets on the embedded digits, sized for 2 cores (docs/study.md: measured wall times);
+# init, ablate, position, curves and gradients share one budget, so they share their runs
+_MNIST_BUDGET = Budget(teacher=15, student=30, hints=15)
 STUDY_BUDGETS = {
-    "init": Budget(teacher=15, student=30, hints=15),
+    "init": _MNIST_BUDGET,
     "depth": Budget(teacher=15, student=25, hints=12),
-    "curves": BUDGETS["default"],
+    "curves": _MNIST_BUDGET,
+    "ablate": _MNIST_BUDGET,
+    "position": _MNIST_BUDGET,
+    "gradients": _MNIST_BUDGET,
 }
+# the seeds each experiment runs by default, sized to its time budget on 2 cores
+DEFAULT_SEEDS = {"init": (0, 1, 2, 3, 4, 5), "depth": (0, 1, 2, 3, 4), "curves": (0, 1, 2), "ablate": (0, 1, 2, 3, 4),
+                 "position": (0, 1, 2), "gradients": (0, 1, 2)}
+# a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
+CHANCE_LINE = 0.5
+# the gradients experiment records the first GRADIENT_EPOCHS epochs of each stage (stage 1:
+# all of it), every step's gradient norms, and every RECORD_EVERY steps the layers' output
+# scales on the first PROBE validation images
+GRADIENT_EPOCHS, RECORD_EVERY, PROBE = 5, 3, 250
 
 
 @dataclass(frozen=True)
 class Run:
-    """One student run of a study: its experiment cell, method and seed."""
+    """One student run of a study: its method, seed and student.
+
+    experiment: the experiment whose folder holds the run; runs that several experiments
+    use (the init cells' backprop, KD and FitNets students) live in one place and are shared.
+    guided: the guided layer when it is not the student's own (the position experiment).
+    beta: the hint weight of a single-stage run."""
     experiment: str
     method: str
     seed: int
     init: str = "code"
     depth: int = 0          # 0: the paper's MNIST student; else thin_student(depth, width)
     width: int = 0
+    guided: str = ""
+    beta: float = 0.0
 
     @property
     def cell(self):
@@ -64,12 +89,22 @@ class Run:
         return f"depth {self.depth}" if self.depth else f"init {self.init}"
 
     @property
+    def column(self):
+        """What this run stands for within its cell: its method, guided layer or hint weight."""
+        if self.guided:
+            return f"guided {self.guided}"
+        return f"single-stage beta={self.beta:g}" if self.method == "single-stage" else self.method
+
+    @property
     def name(self):
-        return (f"depth{self.depth}" if self.depth else f"init-{self.init}") + f"/seed{self.seed}/{self.method}"
+        head = f"depth{self.depth}" if self.depth else f"init-{self.init}"
+        tail = (f"-{self.guided}" if self.guided else "") + (f"-beta{self.beta:g}" if self.method == "single-stage"
+                                                                else "")
+        return f"{head}/seed{self.seed}/{self.method}{tail}"
 
     def student(self, pieces="code", pooling="ceil"):
         if not self.depth:
-            return mnist_student_spec(pieces, pooling)
+            return mnist_student_spec(pieces, pooling, self.guided or None)
         n, w = self.depth, self.width
         return StudentSpec(lambda init, rng: thin_student(n, w, init=init, rng=rng), thin_guided(n), key=(n,),
                            name=f"thin student, {n} conv layers of {w} channels")
@@ -79,6 +114,30 @@ def depth_students(depths=DEPTHS):
     """[(depth, width, multiplications)] at about the MNIST student's multiplications."""
     target = multiplications(mnist_student())
     return [(n,) + thin_width(n, target) for n in depths]
+
+
+# the single-stage hint weights tried (chosen on validation): RepDistiller's FitNet weight,
+# 100 x the mean squared error, is 200 / (H W C) = 0.26 in the paper's hint-loss units for
+# the 4x4x48 hint (docs/study.md), a tenth of it and ten times it
+LIBRARY_BETA = 0.26
+BETA_GRID = (0.026, LIBRARY_BETA, 2.6)
+ABLATIONS = ("dsn-kd", "random-hints-kd", "hints-backprop")
+GUIDED_POSITIONS = ("h0", "h1", "h2", "h3", "h4", "h5")
+
+
+def guided_positions(pieces="code", pooling="ceil"):
+    """[(layer, regressor kernel or None, reason)] for the MNIST student's conv layers as the
+    guided layer, the hint fixed at the teacher's middle layer: a kernel by the paper's rule,
+    or None with the reason no conv regressor fits."""
+    out = []
+    student, teacher = mnist_student(pieces, pooling), mnist_teacher(pieces, pooling)
+    for g in GUIDED_POSITIONS:
+        try:
+            reg = make_regressor(student, g, teacher, TEACHER_HINT, student.input_shape)
+            out.append((g, reg.kernel, ""))
+        except ValueError as e:
+            out.append((g, None, str(e)))
+    return out
 
 
 def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
@@ -91,7 +150,24 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
         return [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds for m in methods]
     if experiment == "depth":
         return [Run("depth", m, s, init, n, w) for n, w, _ in depth_students(depths) for s in seeds for m in methods]
-    return [Run("curves", m, s, init) for s in seeds for m in methods]
+    if experiment == "ablate":
+        return [r for i in ("code", "glorot") for s in seeds for r in
+                [Run("init", m, s, i) for m in methods]
+                + [Run("ablate", "single-stage", s, i, beta=b) for b in BETA_GRID]
+                + [Run("ablate", v, s, i) for v in ABLATIONS]]
+    if experiment == "position":
+        return [Run("init", "fitnet", s, init) if g == STUDENT_GUIDED else Run("position", "fitnet", s, init, guided=g)
+                for s in seeds for g, k, _ in guided_positions() if k]
+    if experiment == "gradients":
+        return [Run("gradients", m, s, "code") for s in seeds for m in methods]
+    return [Run("init", m, s, init) for s in seeds for m in methods]
+
+
+def place(experiment, run):
+    """(cell, column): where a run's row is summarised within ``experiment``."""
+    if experiment == "position":
+        return f"init {run.init}", f"guided {run.guided or STUDENT_GUIDED}"
+    return run.cell, run.column
 
 
 def _load_result(path):
@@ -163,37 +239,69 @@ def _worker_inputs(load_data, teacher_file, device):
         data = load_data()
         data = data[0] if isinstance(data, tuple) else data
         model = load_model(teacher_file).to(device)
-        _WORKER_CACHE[key] = (data, Teacher(model, data, {}))
+        settings = load_archive(teacher_file, "model")[1]["extra"].get("settings")
+        _WORKER_CACHE[key] = (data, Teacher(model, data, {}, settings))
     return _WORKER_CACHE[key]
 
 
 def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None, teacher_file=None, log=None):
-    """Train one run of a study into ``<exp_dir>/<run.name>`` and return its row (also written
-    there as result.json). In this process, pass ``data`` and ``teacher`` (a pipeline.Teacher);
-    in a worker, ``load_data`` (a picklable callable returning the Split) and ``teacher_file``,
-    loaded once per worker."""
+    """Train one run of a study into ``<out>/<run.experiment>/<run.name>`` (``exp_dir`` is
+    ``<out>/<experiment>``) and return its row (also written there as result.json). In this
+    process, pass ``data`` and ``teacher`` (a pipeline.Teacher); in a worker, ``load_data``
+    (a picklable callable returning the Split) and ``teacher_file``, loaded once per worker."""
     if data is None:
         data, teacher = _worker_inputs(load_data, teacher_file, cfg.device)
     if log is None:
         log = lambda *m: print(f"{run.name}:", *m, flush=True)  # noqa: E731
-    run_dir = os.path.join(exp_dir, run.name)
-    rcfg = replace(cfg, seed=run.seed, init=run.init)
+    t0 = time.perf_counter()
+    run_dir = _run_dir(exp_dir, run)
+    rcfg = replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight)
+    hooks, recorder = (), None
+    if run.experiment == "gradients":
+        # a trace must cover every recorded step, so a gradients run restarts rather than resumes
+        rcfg, resume = replace(rcfg, max_epochs=GRADIENT_EPOCHS), False
+        recorder = GradientRecorder(data.x_val[:PROBE], every=RECORD_EVERY)
+        hooks = (recorder,)
     model, row = train_student(run.method, data, teacher, run_dir, rcfg, run.student(cfg.pieces, cfg.pooling),
-                               resume, log)
-    row = dict(row, experiment=run.experiment, cell=run.cell, run=run.name,
-               **{k: v for k, v in asdict(run).items() if k != "experiment"})
+                               resume, log, step_hooks=hooks)
+    row = dict(row, experiment=run.experiment, run=run.name, commit=code_commit(),
+               wall_seconds=round(time.perf_counter() - t0, 1),
+               **{k: v for k, v in asdict(run).items() if k not in ("experiment", "method")})
     row["multiplications"] = multiplications(model)
+    if recorder is not None:
+        row["trace"] = recorder.records
     atomic_write(os.path.join(run_dir, "result.json"), json.dumps(row, indent=2))
     return row
 
 
-def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, resume=False, depths=DEPTHS,
-              log=print, info=None, figure=True, executor=None, load_data=None):
+def _run_dir(exp_dir, run):
+    return os.path.join(os.path.dirname(exp_dir), run.experiment, run.name)
+
+
+def _finished(run, exp_dir, data, cfg, teacher):
+    """The row of ``run`` if it finished earlier with the settings it would have now (else
+    SettingsError naming what differs), or None."""
+    path = os.path.join(_run_dir(exp_dir, run), "result.json")
+    done = _load_result(path)
+    if done is None:
+        return None
+    rcfg = replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight)
+    if run.experiment == "gradients":
+        rcfg = replace(rcfg, max_epochs=GRADIENT_EPOCHS)
+    check_settings(path, done.get("settings"),
+                   run_settings(run.method, data, rcfg, run.student(cfg.pieces, cfg.pooling), teacher))
+    return done
+
+
+def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=False, depths=DEPTHS,
+              log=print, info=None, figure=True, executor=None, load_data=None, smoke=False):
     """Train every run of ``experiment`` (after the teacher shared by all experiments in
     ``out``: trained into ``<out>/teacher`` once, or ``teacher_path``) and write
     ``<out>/<experiment>/results.json``, ``results.csv``, ``summary.txt``, ``summary.md`` and,
     with matplotlib, ``<experiment>.png``. ``cfg`` gives the budget, device and the init of
-    the depth and curves experiments (its seed is replaced by each run's).
+    the depth, position and curves experiments (its seed is replaced by each run's). Runs that
+    another experiment defines (the init cells' students, used by ablate, position and curves)
+    are reused when they finished earlier with the same settings, ``resume`` or not.
 
     executor: a concurrent.futures.Executor the runs are submitted to once the teacher is
     ready (default: in this process; see ``make_executor``). Another executor's workers load
@@ -201,9 +309,12 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
     run's generators derive only from its own configuration, so the results do not depend on
     the executor, given the same number of BLAS threads per run (it can change GEMM
     rounding). A failed run is reported with its seed and configuration; the finished ones
-    are kept and ``resume=True`` trains only what is missing. Returns the info dict."""
+    are kept and ``resume=True`` trains only what is missing. smoke: a smoke run (``--quick``):
+    its numbers mean nothing, and the summary says so instead of giving verdicts. Returns
+    the info dict."""
     t0 = time.perf_counter()
-    runs = plan(experiment, list(seeds), cfg.init, depths)
+    seeds = list(DEFAULT_SEEDS[experiment] if seeds is None else seeds)
+    runs = plan(experiment, seeds, cfg.init, depths)
     # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
     teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log)
     teacher_file = teacher_path or os.path.join(out, "teacher", "teacher.model.npz")
@@ -215,7 +326,7 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
                          "and device 'cpu'")
     rows, futures = {}, {}
     for i, run in enumerate(runs, 1):
-        done = _load_result(os.path.join(exp_dir, run.name, "result.json")) if resume else None
+        done = _finished(run, exp_dir, data, cfg, teacher) if resume or run.experiment != experiment else None
         if done is not None:
             log(f"[{i}/{len(runs)}] {run.name}: finished earlier")
             rows[run.name] = done
@@ -241,14 +352,22 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
     if failed:
         raise StudyError(f"{len(failed)} of {len(runs)} runs failed: "
                          + "; ".join(f"{r.name} ({type(e).__name__})" for r, e in failed)
-                         + f". The {len(rows)} finished runs are kept in {exp_dir}; rerun with resume "
+                         + f". The {len(rows)} finished runs are kept in {out}; rerun with resume "
                          "(--resume) to train the rest.")
-    rows = [rows[r.name] for r in runs]
-    summary = summarize(rows)
-    info = dict(info or {}, experiment=experiment, seeds=list(seeds), split=data.describe(),
-                budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row,
-                summary=summary, total_seconds=round(time.perf_counter() - t0, 1),
+    rows = [dict(rows[r.name], cell=place(experiment, r)[0], column=place(experiment, r)[1]) for r in runs]
+    summary = summarize(rows, experiment, smoke)
+    prov = provenance((info or {}).get("command"))
+    # the wall time of every invocation that built these results (a resume adds its own)
+    before = (_load_result(os.path.join(exp_dir, "results.json")) or {}) if resume else {}
+    invocations = before.get("invocations", []) + [dict(date=prov["date"], commit=prov["commit"], trained=len(futures),
+                                                         wall_seconds=round(time.perf_counter() - t0, 1))]
+    info = dict(info or {}, provenance=prov, experiment=experiment, seeds=seeds, split=data.describe(),
+                budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row, summary=summary,
+                smoke=smoke, invocations=invocations,
+                wall_seconds=round(sum(i["wall_seconds"] for i in invocations), 1),
                 train_seconds=round(teacher.row["seconds"] + sum(r["seconds"] for r in rows), 1))
+    if experiment == "position":
+        info["positions"] = [dict(layer=g, kernel=k, error=e) for g, k, e in guided_positions(cfg.pieces, cfg.pooling)]
     write_results(exp_dir, info, rows)
     text = format_summary(summary, experiment)
     atomic_write(os.path.join(exp_dir, "summary.txt"), text + "\n")
@@ -256,103 +375,186 @@ def run_study(experiment, data, out, cfg, seeds=(0, 1, 2), teacher_path=None, re
     if figure:
         from . import plots
         if plots.available():
-            info["figure"] = _figure(experiment, rows, summary, os.path.join(exp_dir, f"{experiment}.png"),
-                                     data.describe(), len(seeds))
+            info["figure"] = figure_of(experiment, rows, summary, os.path.join(exp_dir, f"{experiment}.png"),
+                                       data.describe(), len(seeds), smoke)
     info["results"] = rows
     return info
 
 
-def summarize(rows):
-    """{cell: {"methods": {method: {mean, sd, n, per_seed}}, "pairs": [comparison]}} of test errors."""
+# -- statistics over seeds ------------------------------------------------------------------
+
+COLUMN_LABELS = {"backprop": "backprop", "kd": "KD", "fitnet": "FitNets (hints + KD)",
+                 "single-stage": "single-stage CE + beta x hint (beta chosen on validation)",
+                 "dsn-kd": "label stage 1 (DSN-style) + KD", "random-hints-kd": "random-teacher hints + KD",
+                 "hints-backprop": "hints + backprop"}
+
+
+def column_label(column):
+    """The display label of a summary column."""
+    if column.startswith("single-stage beta="):
+        beta = float(column.split("=")[1])
+        return f"single-stage, beta {beta:g}" + (" (RepDistiller's weight)" if beta == LIBRARY_BETA else "")
+    if column.startswith("guided "):
+        g = column.split()[1]
+        return f"hints at {g} + KD" + (" (the paper's: FitNets)" if g == STUDENT_GUIDED else "")
+    return COLUMN_LABELS.get(column, column)
+
+
+def _pairs(experiment, columns):
+    """The paired comparisons an experiment reports, as (a, b) column pairs present in ``columns``."""
+    if experiment == "ablate":
+        lib = f"single-stage beta={LIBRARY_BETA:g}"
+        want = [("single-stage", "fitnet"), ("single-stage", "kd"), (lib, "fitnet"), (lib, "kd"),
+                ("dsn-kd", "fitnet"), ("dsn-kd", "kd"), ("random-hints-kd", "fitnet"), ("random-hints-kd", "kd"),
+                ("hints-backprop", "fitnet"), ("hints-backprop", "backprop")]
+    elif experiment == "position":
+        ref = f"guided {STUDENT_GUIDED}"
+        want = [(c, ref) for c in columns if c != ref]
+    elif experiment == "gradients":
+        want = []
+    else:
+        want = [(a, b) for i, a in enumerate(METHODS) for b in METHODS[i + 1:]]
+    return [(a, b) for a, b in want if a in columns and b in columns]
+
+
+def _column_stats(errs, vals):
+    mean, sd, low, high = mean_ci(list(errs.values()))
+    trained = [e for e in errs.values() if e < CHANCE_LINE]
+    n = len(errs)
+    c_low, c_high = binomial_ci(len(trained), n)
+    return dict(n=n, mean=mean, sd=sd, low=low, high=high, per_seed={str(s): e for s, e in errs.items()},
+                val_per_seed={str(s): v for s, v in vals.items()}, mean_val=statistics.mean(vals.values()),
+                left_chance=len(trained), left_chance_low=c_low, left_chance_high=c_high,
+                trained_mean=statistics.mean(trained) if trained else None)
+
+
+def summarize(rows, experiment="init", smoke=False):
+    """{cell: {"columns": {column: stats}, "pairs": [comparison], "chosen": {...}}} of the
+    rows' test errors over seeds. stats: mean, sd, 95% t interval of the mean, every seed's
+    value, the validation errors, and how many seeds left chance (test error below
+    CHANCE_LINE) with its exact binomial interval and the mean error of those runs. Each
+    pair: the paired difference (a - b, per seed) with its 95% t interval and a verdict only
+    when the interval excludes zero. In ablate, the single-stage column is the hint weight
+    with the lowest mean validation error over seeds (never the test error)."""
     cells = {}
     for r in rows:
-        cells.setdefault(r["cell"], {}).setdefault(_method_key(r), {})[r["seed"]] = r["test_error"]
+        c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
+        c[0][r["seed"]], c[1][r["seed"]] = r["test_error"], r["best_val_error"]
     out = {}
-    for cell, by_method in cells.items():
-        methods = [m for m in METHODS if m in by_method]
-        stats = {}
-        for m in methods:
-            v = [by_method[m][s] for s in sorted(by_method[m])]
-            stats[m] = dict(mean=statistics.mean(v), sd=statistics.stdev(v) if len(v) > 1 else float("nan"),
-                            n=len(v), per_seed={str(s): by_method[m][s] for s in sorted(by_method[m])})
-        pairs = [compare(a, by_method[a], b, by_method[b]) for i, a in enumerate(methods) for b in methods[i + 1:]]
-        out[cell] = dict(methods=stats, pairs=pairs)
+    for cell, cols in cells.items():
+        stats = {col: _column_stats(dict(sorted(e.items())), dict(sorted(v.items()))) for col, (e, v) in cols.items()}
+        chosen = {}
+        grid = {c: s for c, s in stats.items() if c.startswith("single-stage beta=")}
+        if grid:
+            best = min(grid, key=lambda c: grid[c]["mean_val"])
+            chosen = {"single-stage": best, "by": "lowest mean validation error over seeds",
+                      "validation": {c: s["mean_val"] for c, s in grid.items()}}
+            stats["single-stage"] = dict(stats[best], chosen=best)
+            cols["single-stage"] = cols[best]
+        pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in _pairs(experiment, list(stats))]
+        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen)
     return out
 
 
-def _method_key(row):
-    """'backprop' / 'kd' / 'fitnet' from a study row (which also carries the display name)."""
-    return next(m for m in METHODS if row["method"] in (m, METHOD_NAMES[m]))
-
-
-def compare(a, errs_a, b, errs_b):
-    """Paired comparison of two methods' test errors over the seeds both ran.
-
-    d = err_a - err_b per seed. The difference is called real ('a better' / 'b better') only
-    when |mean d| exceeds the standard deviation of d over seeds, the seed-to-seed spread of
-    the difference itself; otherwise it is a tie. Also counts the seeds where each wins."""
-    seeds = sorted(set(errs_a) & set(errs_b))
-    d = [errs_a[s] - errs_b[s] for s in seeds]
-    mean = statistics.mean(d) if d else float("nan")
-    sd = statistics.stdev(d) if len(d) > 1 else float("nan")
-    if len(d) < 2 or math.isnan(sd) or abs(mean) <= sd:
-        verdict = "tie"
+def compare(a, errs_a, b, errs_b, smoke=False):
+    """Paired comparison of two columns' test errors over the seeds both ran: the mean of
+    d = err_a - err_b with its 95% t interval; 'A better' / 'B better' only when the interval
+    excludes zero, else 'no detectable difference at n seeds'. Also counts the seeds where
+    each is lower."""
+    p = paired_difference(errs_a, errs_b)
+    if smoke:
+        verdict = "smoke run: no verdict"
+    elif p["n"] < 2:
+        verdict = "one seed: no verdict"
+    elif p["verdict"] is None:
+        verdict = f"no detectable difference at {p['n']} seeds"
     else:
-        verdict = f"{a} better" if mean < 0 else f"{b} better"
-    return dict(a=a, b=b, n=len(d), mean_diff=mean, sd_diff=sd, a_wins=sum(x < 0 for x in d),
-                b_wins=sum(x > 0 for x in d), verdict=verdict)
+        verdict = f"{column_label(a if p['verdict'] == 'a' else b)} better"
+    return dict(a=a, b=b, n=p["n"], mean_diff=p["mean"], sd_diff=p["sd"], low=p["low"], high=p["high"],
+                a_wins=p["a_lower"], b_wins=p["b_lower"], verdict=verdict)
+
+
+def _pct(x, digits=2):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
+
+
+def _chance(st):
+    return (f"{st['left_chance']} of {st['n']} (95% CI {_pct(st['left_chance_low'], 0)}-"
+            f"{_pct(st['left_chance_high'], 0)}%)")
+
+
+SMOKE_NOTE = "SMOKE RUN (--quick): tiny data and 1-2 epochs; these numbers mean nothing and no verdict is given."
 
 
 def format_summary(summary, experiment=""):
-    """The tables the study prints: per cell, mean +- sd of the test error per method with every
-    seed's value, then the paired comparisons."""
+    """The tables the study prints: per cell, the test error of each column (mean, 95%
+    interval, every seed), how many seeds left chance, then the paired comparisons."""
     lines = []
+    smoke = any(p["verdict"].startswith("smoke") for s in summary.values() for p in s["pairs"])
+    if smoke:
+        lines.append(SMOKE_NOTE)
     for cell, s in summary.items():
         lines.append(f"{experiment + ': ' if experiment else ''}{cell}")
-        lines.append(f"  {'method':30s} {'mean test err':>13s} {'sd':>6s}   per seed")
-        for m, st in s["methods"].items():
-            per = ", ".join(f"{100 * v:.2f}" for v in st["per_seed"].values())
-            lines.append(f"  {METHOD_NAMES[m]:30s} {100 * st['mean']:12.2f}% {100 * st['sd']:5.2f}%   {per}")
+        lines.append(f"  {'':44s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
+        for col, st in s["columns"].items():
+            per = ", ".join(_pct(v) for v in st["per_seed"].values())
+            lines.append(f"  {column_label(col)[:44]:44s} {_pct(st['mean']):>9s}% {_pct(st['low']):>6s}-"
+                         f"{_pct(st['high']):<6s} {st['left_chance']:>5d} of {st['n']:<3d}   {per}")
+        if s["chosen"]:
+            lines.append(f"  single-stage: {s['chosen']['single-stage']} chosen by "
+                         f"{s['chosen']['by']}")
         for p in s["pairs"]:
-            lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} +- {100 * p['sd_diff']:.2f} points "
-                         f"(paired over {p['n']} seeds; {p['a']} lower in {p['a_wins']}, {p['b']} lower in "
-                         f"{p['b_wins']}): {p['verdict']}")
+            lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} points, 95% CI "
+                         f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] (paired over {p['n']} seeds; "
+                         f"{p['a']} lower in {p['a_wins']}, {p['b']} lower in {p['b_wins']}): {p['verdict']}")
     return "\n".join(lines)
 
 
 def format_markdown(summary):
-    """The summary as two Markdown tables: test error per cell and method (mean, standard
-    deviation, every seed), then the paired comparisons."""
-    lines = ["| cell | method | mean test error | sd | per seed |", "|---|---|---|---|---|"]
+    """The summary as Markdown: per cell and column the test error (mean, 95% t interval,
+    every seed) and how many seeds left chance (exact 95% interval; the mean error of those
+    runs); then the paired comparisons with their 95% intervals and verdicts."""
+    smoke = any(p["verdict"].startswith("smoke") for s in summary.values() for p in s["pairs"])
+    lines = [f"**{SMOKE_NOTE}**", ""] if smoke else []
+    lines += ["| cell | method | mean test error | 95% CI | left chance (95% CI) | error of those | per seed |",
+              "|---|---|---|---|---|---|---|"]
     for cell, s in summary.items():
-        for m, st in s["methods"].items():
-            per = ", ".join(f"{100 * v:.2f}" for v in st["per_seed"].values())
-            lines.append(f"| {cell} | {METHOD_NAMES[m]} | {100 * st['mean']:.2f}% | {100 * st['sd']:.2f} | {per} |")
-    lines += ["", "| cell | pair | mean difference (points) | sd of the difference | lower error in | verdict |",
-              "|---|---|---|---|---|---|"]
-    for cell, s in summary.items():
-        for p in s["pairs"]:
-            lines.append(f"| {cell} | {p['a']} - {p['b']} | {100 * p['mean_diff']:+.2f} | {100 * p['sd_diff']:.2f} | "
-                         f"{p['a']} {p['a_wins']}, {p['b']} {p['b_wins']} of {p['n']} | {p['verdict']} |")
+        for col, st in s["columns"].items():
+            per = ", ".join(_pct(v) for v in st["per_seed"].values())
+            lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {_pct(st['low'])}-{_pct(st['high'])}"
+                         f" | {_chance(st)} | {_pct(st['trained_mean'])}% | {per} |")
+    pairs = [(cell, p) for cell, s in summary.items() for p in s["pairs"]]
+    if pairs:
+        lines += ["", "| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for cell, p in pairs:
+            lines.append(f"| {cell} | {column_label(p['a'])} - {column_label(p['b'])} | {100 * p['mean_diff']:+.2f} | "
+                         f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] | a {p['a_wins']}, b {p['b_wins']} of "
+                         f"{p['n']} | {p['verdict']} |")
     return "\n".join(lines)
 
 
-def _figure(experiment, rows, summary, path, split, n_seeds):
+def figure_of(experiment, rows, summary, path, split, n_seeds, smoke=False):
+    """The experiment's figure (matplotlib): grouped bars (init, ablate, position), error
+    against depth (depth), per-epoch curves (curves), per-layer gradient flow (gradients)."""
     from . import plots
-    title = f"{experiment}: {split}, {n_seeds} seeds (bars/lines: mean, whiskers: 1 sd, dots: seeds)"
-    if experiment == "init":
-        groups = []
-        for cell in ("init code", "init glorot"):
-            if cell in summary:
-                label = {"init code": "students from U(-0.005, 0.005) (official code)",
-                         "init glorot": "students from Glorot init"}[cell]
-                groups.append((label, {m: [100 * v for v in st["per_seed"].values()]
-                                       for m, st in summary[cell]["methods"].items()}))
-        return plots.grouped_errors(groups, path, title)
+    title = f"{experiment}: {split}, {n_seeds} seeds" + (" (SMOKE RUN: numbers mean nothing)" if smoke else "")
     if experiment == "depth":
         cells = sorted(summary, key=lambda c: int(c.split()[1]))
         depths = [int(c.split()[1]) for c in cells]
-        by_method = {m: [[100 * v for v in summary[c]["methods"][m]["per_seed"].values()] for c in cells]
-                     for m in METHODS if all(m in summary[c]["methods"] for c in cells)}
-        return plots.errors_by_depth(depths, by_method, path, title)
-    return plots.curves(rows, path, title=f"curves: {split}, {n_seeds} seeds")
+        by_method = {m: [[100 * v for v in summary[c]["columns"][m]["per_seed"].values()] for c in cells]
+                     for m in METHODS if all(m in summary[c]["columns"] for c in cells)}
+        return plots.errors_by_depth(depths, by_method, path, title + " (mean, 95% CI, dots: seeds)")
+    if experiment == "curves":
+        return plots.curves(rows, path, title=title)
+    if experiment == "gradients":
+        return plots.gradient_flow(rows, path, title=title)
+    groups = []
+    for cell, s in summary.items():
+        label = {"init code": "students from U(-0.005, 0.005) (official code)",
+                 "init glorot": "students from Glorot init"}.get(cell, cell)
+        cols = [c for c in s["columns"] if not c.startswith("single-stage beta=")] if experiment == "ablate" \
+            else list(s["columns"])
+        groups.append((label, [(column_label(c), c, [100 * v for v in s["columns"][c]["per_seed"].values()])
+                               for c in cols]))
+    return plots.grouped_errors(groups, path, title + " (bars: mean, whiskers: 95% CI, dots: seeds)")

@@ -25,7 +25,7 @@ import numpy as np
 from . import backend
 from .checkpoint import CheckpointError, load_archive, save_archive
 
-__all__ = ["FitConfig", "FitResult", "TrainState", "NonFiniteError", "fit", "Progress"]
+__all__ = ["FitConfig", "FitResult", "TrainState", "StepInfo", "NonFiniteError", "fit", "Progress"]
 
 
 class NonFiniteError(RuntimeError):
@@ -63,6 +63,18 @@ class TrainState:
     history: list = field(default_factory=list)
     seconds: float = 0.0
     sums: list = field(default_factory=lambda: [0.0, 0.0, 0, 0])
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a step hook sees, after the backward pass and before the optimiser step: the
+    stage, epoch (1-based), step within the epoch (0-based), the batch loss, and the modules
+    being trained ({name: Module}; their parameters' ``.grad`` hold this step's gradients)."""
+    stage: str
+    epoch: int
+    step: int
+    loss: float
+    modules: dict
 
 
 @dataclass
@@ -203,7 +215,7 @@ def _epoch_line(stage, epoch, rec, state):
 
 
 def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_path=None, resume=False,
-        epoch_hooks=(), progress=True, meta=None, verify=()):
+        epoch_hooks=(), step_hooks=(), progress=True, meta=None, verify=()):
     """Train one stage.
 
     stage: name recorded in checkpoints ('teacher', 'stage1', ...).
@@ -215,6 +227,9 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
     rng: the stage's numpy Generator (shuffling; dropout layers must draw from it too).
     epoch_hooks: callables hook(epoch) run before each epoch (1-based): the per-epoch
         knobs (KD weight lambda, momentum ramp) are set there.
+    step_hooks: callables hook(StepInfo) run after each step's backward pass, before the
+        update (to record gradients: ``hooks.GradientRecorder``); none by default. A hook
+        must not change the parameters, their gradients or the generator.
     meta: JSON-able configuration stored in the checkpoint; ``verify`` names its keys that a
         resumed run must share with the checkpoint.
     """
@@ -241,7 +256,7 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
             else:
                 order = perm
             t0 = _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr,
-                            save, ckpt_path, t0)
+                            save, ckpt_path, t0, step_hooks, modules)
             val = float(val_fn())
             state.seconds += time.perf_counter() - t0
             tot_loss, tot_err, n_err, n_steps = state.sums
@@ -263,7 +278,7 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
 
 
 def _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr, save, ckpt_path,
-               t0):
+               t0, step_hooks=(), modules=None):
     """The optimiser steps of one epoch from ``state.step`` on, in batch ``order``; keeps
     ``state.step`` and ``state.sums`` current, checkpoints every ``cfg.checkpoint_every``
     steps and on Ctrl-C. Returns the start of the epoch's current timing interval."""
@@ -291,6 +306,8 @@ def _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage
                 f"{stage}: non-finite loss or gradient at epoch {state.epoch}, step {step + 1} (loss {lv}); "
                 f"the last good checkpoint is kept{' at ' + str(ckpt_path) if ckpt_path else ''}. "
                 "Lower the learning rate or check the input data.")
+        for hook in step_hooks:
+            hook(StepInfo(stage, state.epoch, step, lv, modules))
         optimizer.step()
         s = state.sums
         s[0] += lv
