@@ -36,5 +36,5 @@ for t in types:
                     h.update(k.encode())
                     h.update(z[k].tobytes())
     errs = "  ".join(f"{x['method'].split(', ')[-1]} {100 * x['test_error']:.2f}%" for x in r["results"])
-    print(f"{t:10s} {errs}  weights {h.hexdigest()[:12]}  {r['total_seconds']:.0f}s")
+    print(f"{t:10s} {errs}  weights {h.hexdigest()[:12]}  {r['wall_seconds']:.0f}s")
 PY

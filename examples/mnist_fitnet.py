@@ -13,6 +13,7 @@ continues an interrupted run where it stopped.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -27,7 +28,8 @@ import tinyfit  # noqa: E402
 from tinyfit import backend, data as D  # noqa: E402
 from tinyfit.checkpoint import CheckpointError  # noqa: E402
 from tinyfit.pipeline import BUDGETS, METHODS, PipelineConfig, format_table, run_pipeline  # noqa: E402
-from tinyfit.training import NonFiniteError  # noqa: E402
+from tinyfit.files import FolderBusy, OutputError  # noqa: E402
+from tinyfit.training import Interrupted, NonFiniteError  # noqa: E402
 
 
 def add_common_args(p, out):
@@ -107,6 +109,8 @@ def parse_args(argv=None):
     if bad or not methods:
         p.error(f"--methods: unknown {bad or a.methods!r}; choose from backprop, kd, fitnet")
     a.methods = methods
+    if a.export_onnx and importlib.util.find_spec("onnx") is None:  # checked before hours of training
+        p.error("--export-onnx needs the onnx package: pip install 'tinyfit[onnx]'")
     check_common_args(p, a)
     return a
 
@@ -135,23 +139,28 @@ def main(argv=None):
                                        os.path.join(a.out, f"{m}.onnx"))
             print(f"ONNX: {path}", flush=True)
     print("\n" + format_table(info["results"]))
-    print(f"total {info['total_seconds']:.0f}s; command: {info['command']}")
+    print(f"total {info['wall_seconds']:.0f}s; command: {info['command']}")
     print(f"results: {os.path.join(a.out, 'results.json')}, {os.path.join(a.out, 'results.csv')}"
           + (f", {info['figure']}" if "figure" in info else " (pip install 'tinyfit[plot]' for curves.png)"))
     return info
 
 
-CLI_ERRORS = (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError)
+CLI_ERRORS = (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError, OutputError,
+              FolderBusy)
 
 
 def run_cli(main, errors=CLI_ERRORS):
-    """Run ``main()``; the library's errors become one line and exit code 1, Ctrl-C says how to resume."""
+    """Run ``main()``; the library's errors become one line and exit code 1, Ctrl-C says what
+    was kept and how to resume."""
     try:
         main()
     except errors as e:
         sys.exit(f"error: {e}")
+    except Interrupted as e:
+        sys.exit(f"interrupted: the current stage's checkpoint is saved in {e.path}; rerun with --resume to continue"
+                 if e.path else "interrupted")
     except KeyboardInterrupt:
-        sys.exit("interrupted: the checkpoint of the current stage was saved; rerun with --resume to continue")
+        sys.exit("interrupted between stages: the finished stages are kept; rerun with --resume to continue")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def main(dirs):
         errs = [100 * next(x["test_error"] for x in r["results"] if x["method"] == m) for r in runs]
         print(f"{m:32s} {statistics.mean(errs):12.2f}% {min(errs):5.2f}% {max(errs):5.2f}%   "
               + ", ".join(f"{e:.2f}%" for e in errs))
-    print("total seconds per run: " + ", ".join(f"{r['total_seconds']:.0f}" for r in runs))
+    print("total seconds per run: " + ", ".join(f"{r['wall_seconds']:.0f}" for r in runs))
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ def test_quick_run_then_resume(tmp_path, capsys):
     ex = load_example()
     out = str(tmp_path / "run")
     info = ex.main(["--quick", "--out", out, "--no-progress", "--seed", "3"])
-    methods = [r["method"] for r in info["results"]]
-    assert methods == ["teacher", "student, backprop", "student, KD", "student, FitNets (hints + KD)"]
+    assert [r["method"] for r in info["results"]] == ["teacher", "backprop", "kd", "fitnet"]
+    labels = [r["label"] for r in info["results"]]
+    assert labels == ["teacher", "student, backprop", "student, KD", "student, FitNets (hints + KD)"]
     for r in info["results"]:
         assert 0 <= r["test_error"] <= 1 and r["epochs"] >= 1
     saved = json.load(open(os.path.join(out, "results.json")))
     assert saved["results"] == json.loads(json.dumps(info["results"]))
-    assert open(os.path.join(out, "results.csv")).readline().startswith("method,parameters,")
+    assert open(os.path.join(out, "results.csv")).readline().startswith("method,label,parameters,")
     for stage in ("teacher", "backprop", "kd", "stage1", "fitnet"):
         m = tinyfit.load_model(os.path.join(out, f"{stage}.model.npz"))
         assert m.predict(np.zeros((1, 28, 28, 1), np.float32)).shape == (1,)

@@ -139,3 +139,59 @@ def test_images_of_the_wrong_size_are_a_clear_error():
     m = mnist_student()
     with pytest.raises(ValueError, match=r"takes inputs of shape \(N, 28, 28, 1\).*got \(2, 32, 32, 1\)"):
         m(tf.Tensor(np.zeros((2, 32, 32, 1), np.float32)))
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_single_stage_loss_is_cross_entropy_plus_beta_times_hint():
+    """The loss single-stage training steps on, against CE + beta * hint computed here in
+    NumPy from the same forward outputs (first batch, drawn as fit draws it)."""
+    from tinyfit.fitnets import train_single_stage
+    from tinyfit.training import FitConfig
+    from tiny import spec as make_spec
+    data = tiny_data()
+    student, teacher = tiny_student(np.random.default_rng(2)), tiny_teacher(np.random.default_rng(1))
+    reg = make_regressor(student, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(3))
+    hints = eval_outputs(teacher, data.x_train, until="h0", batch_size=500)
+    beta = 0.37
+    idx = np.random.default_rng(4).permutation(len(data.y_train))[:16]  # fit's first batch
+    with tf.no_grad():
+        taps = {"h1": None}
+        logits = student(tf.Tensor(data.x_train[idx]), taps=taps).data.astype(np.float64)
+        r = reg(taps["h1"]).data.astype(np.float64)
+    ce = -_log_softmax(logits)[np.arange(16), data.y_train[idx]].mean()
+    hint = 0.5 * ((r - hints[idx]) ** 2).reshape(16, -1).sum(axis=1).mean()
+    seen = []
+    s = make_spec(1)
+    s.fit = FitConfig(epochs=1, batch_size=16, patience=100)
+    train_single_stage(student, "h1", reg, hints, data, s, np.random.default_rng(4), beta, progress=False,
+                       step_hooks=[lambda info: seen.append(info)])
+    assert seen[0].loss == pytest.approx(ce + beta * hint, rel=1e-5)
+    assert set(seen[0].modules) == {"model", "regressor"}
+    with pytest.raises(ValueError, match="hint weight beta must be"):
+        train_single_stage(student, "h1", reg, hints, data, s, np.random.default_rng(4), -1.0, progress=False)
+
+
+def test_label_stage1_trains_the_lower_layers_and_a_classifier_on_the_guided_layer():
+    from tinyfit.fitnets import aux_classifier, layer_shape, train_label_stage1
+    data = tiny_data()
+    student = tiny_student(np.random.default_rng(2))
+    shape = layer_shape(student, "h1", (8, 8, 1))
+    head = aux_classifier(shape, classes=3, rng=np.random.default_rng(3))
+    assert head.y.W.shape == (int(np.prod(shape)), 3)  # it reads the guided layer's maps
+    s0, h0 = student.state_dict(), head.state_dict()
+    seen = []
+    train_label_stage1(student, "h1", head, data, spec(2), np.random.default_rng(4), progress=False,
+                       step_hooks=[lambda info: seen.append(sorted(info.modules))])
+    s1 = student.state_dict()
+    for k in s0:
+        assert (not np.array_equal(s0[k], s1[k])) == k.startswith(("h0.", "h1.")), k
+    assert all(not np.array_equal(h0[k], head.state_dict()[k]) for k in h0)
+    assert seen[0] == ["classifier", "student"]
+    # stage 2 starts from the lower layers only: the classifier is not part of the student
+    s2 = init_from_stage1(tiny_student(np.random.default_rng(6)), student, "h1")
+    assert [n for n, _ in s2.named_parameters()] == [n for n, _ in tiny_student(np.random.default_rng(0))
+                                                        .named_parameters()]

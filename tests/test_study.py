@@ -12,7 +12,7 @@ from tinyfit.models import (TEACHER_HINT, mnist_student, mnist_teacher, multipli
                             thin_student)
 from tinyfit.fitnets import make_regressor
 from tinyfit.pipeline import METHODS, Budget, PipelineConfig
-from tinyfit.study import DEPTHS, compare, depth_students, plan, summarize
+from tinyfit.study import DEPTHS, compare, depth_students, format_markdown, plan, summarize
 from test_data import write_mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,11 +59,18 @@ def test_guided_layer_in_the_middle_and_hint_at_the_teachers_middle(n):
 
 
 def test_plans_have_distinct_runs_and_check_their_arguments():
-    for exp, n in (("init", 2 * 3 * 3), ("depth", 4 * 3 * 3), ("curves", 3 * 3)):
+    for exp, n in (("init", 2 * 3 * 3), ("depth", 4 * 3 * 3), ("curves", 3 * 3), ("ablate", 2 * 3 * 9),
+                   ("position", 3 * 5), ("gradients", 3 * 3)):
         runs = plan(exp, [0, 1, 2])
-        assert len(runs) == n and len({r.name for r in runs}) == n
-        assert {r.method for r in runs} == set(METHODS)
+        assert len(runs) == n and len({r.name for r in runs}) == n, exp
+    for exp in ("init", "depth", "curves", "gradients"):
+        assert {r.method for r in plan(exp, [0])} == set(METHODS)
     assert {r.init for r in plan("init", [0])} == {"code", "glorot"}
+    # runs shared between experiments are the same runs, in the init experiment's folder
+    init_runs = {r for r in plan("init", [0, 1])}
+    assert {r for r in plan("ablate", [0, 1]) if r.experiment == "init"} == init_runs
+    assert {r for r in plan("curves", [0, 1])} == {r for r in init_runs if r.init == "code"}
+    assert [r.experiment for r in plan("position", [0]) if not r.guided] == ["init"]  # h3: FitNets itself
     with pytest.raises(ValueError, match="distinct"):
         plan("init", [0, 0])
     with pytest.raises(ValueError, match="experiment must be one of"):
@@ -81,17 +88,51 @@ def test_seeds_and_architectures_get_distinct_random_streams():
     assert PipelineConfig(seed=1).rng("kd", (3,)).random() == draws[(1, "kd", (3,))]
 
 
-def test_paired_comparison():
-    tie = compare("a", {0: .02, 1: .03, 2: .01}, "b", {0: .03, 1: .02, 2: .02})
-    assert tie["verdict"] == "tie" and tie["a_wins"] == 2 and tie["b_wins"] == 1
-    real = compare("a", {0: .010, 1: .020, 2: .030}, "b", {0: .020, 1: .031, 2: .039})
-    assert real["verdict"] == "a better" and real["a_wins"] == 3
-    assert abs(real["mean_diff"] + 0.01) < 1e-12
-    assert compare("a", {0: .5}, "b", {0: .1})["verdict"] == "tie"  # one seed: no spread, no claim
-    rows = [dict(cell="c", method=m, seed=s, test_error=e) for m, es in
-            (("backprop", (.1, .2)), ("kd", (.3, .4))) for s, e in enumerate(es)]
-    s = summarize(rows)["c"]
-    assert s["methods"]["backprop"]["mean"] == pytest.approx(.15) and s["pairs"][0]["verdict"] == "backprop better"
+def test_paired_comparison_gives_a_verdict_only_when_the_interval_excludes_zero():
+    tie = compare("backprop", {0: .02, 1: .03, 2: .01}, "kd", {0: .03, 1: .02, 2: .02})
+    assert tie["verdict"] == "no detectable difference at 3 seeds" and tie["a_wins"] == 2 and tie["b_wins"] == 1
+    # d = -0.010, -0.011, -0.009: interval [-0.0125, -0.0075] (tests/test_stats.py by hand)
+    real = compare("backprop", {0: .010, 1: .020, 2: .031}, "kd", {0: .020, 1: .031, 2: .040})
+    assert real["verdict"] == "backprop better" and real["a_wins"] == 3
+    assert real["mean_diff"] == pytest.approx(-0.01) and real["high"] == pytest.approx(-0.007516, abs=1e-6)
+    # a mean difference larger than its standard deviation is not enough with 3 seeds:
+    # d = 0.03, 0.01, 0.05 has mean 0.03 > sd 0.02, but its interval is 0.03 +- 0.0497
+    weak = compare("backprop", {0: .13, 1: .11, 2: .15}, "kd", {0: .10, 1: .10, 2: .10})
+    assert weak["verdict"] == "no detectable difference at 3 seeds"
+    assert compare("backprop", {0: .5}, "kd", {0: .1})["verdict"] == "one seed: no verdict"
+    assert compare("backprop", {0: .5, 1: .6}, "kd", {0: .1, 1: .1}, smoke=True)["verdict"] == "smoke run: no verdict"
+
+
+def _rows(cell, errs, vals=None):
+    return [dict(cell=cell, column=m, method=m, seed=s, test_error=e, best_val_error=(vals or {}).get(m, es)[s])
+            for m, es in errs.items() for s, e in enumerate(es)]
+
+
+def test_summary_counts_runs_that_left_chance_with_exact_intervals():
+    rows = _rows("init code", {"backprop": (.91, .909, .91, .911, .909), "kd": (.909, .14, .909, .08, .91),
+                               "fitnet": (.058, .063, .075, .06, .07)})
+    s = summarize(rows)["init code"]
+    bp, kd, fn = (s["columns"][m] for m in ("backprop", "kd", "fitnet"))
+    assert (bp["left_chance"], kd["left_chance"], fn["left_chance"]) == (0, 2, 5)
+    assert kd["left_chance_low"] == pytest.approx(0.0527, abs=1e-4)   # 2 of 5 (test_stats)
+    assert kd["trained_mean"] == pytest.approx(0.11) and bp["trained_mean"] is None
+    assert kd["mean"] == pytest.approx((.909 + .14 + .909 + .08 + .91) / 5)
+    assert [p["a"] + "-" + p["b"] for p in s["pairs"]] == ["backprop-kd", "backprop-fitnet", "kd-fitnet"]
+    md = format_markdown(summarize(rows))
+    assert "| init code | KD | " in md and "2 of 5 (95% CI 5-85%)" in md and "| backprop - KD |" in md
+
+
+def test_single_stage_weight_is_chosen_on_validation_never_on_test():
+    errs = {"single-stage beta=0.026": (.30, .32), "single-stage beta=0.26": (.10, .12),
+            "single-stage beta=2.6": (.2, .2), "fitnet": (.05, .06), "kd": (.5, .5)}
+    # beta 0.26 has the lowest test error, beta 2.6 the lowest validation error: 2.6 is chosen
+    vals = {"single-stage beta=0.026": (.3, .3), "single-stage beta=0.26": (.4, .4),
+            "single-stage beta=2.6": (.1, .1), "fitnet": (.05, .05), "kd": (.5, .5)}
+    s = summarize(_rows("init code", errs, vals), "ablate")["init code"]
+    assert s["chosen"]["single-stage"] == "single-stage beta=2.6"
+    assert s["columns"]["single-stage"]["per_seed"] == {"0": .2, "1": .2}
+    pairs = {(p["a"], p["b"]) for p in s["pairs"]}
+    assert ("single-stage", "fitnet") in pairs and ("single-stage beta=0.26", "kd") in pairs
 
 
 def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
@@ -105,7 +146,7 @@ def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
         D.paper_split(x, y, xt, yt, n_val=30)
 
 
-@pytest.mark.parametrize("experiment", ["init", "depth", "curves"])
+@pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients"])
 def test_quick_study_then_resume(experiment, tmp_path, capsys):
     pytest.importorskip("mlxtend")
     study = load_example("fitnets_study")
@@ -124,9 +165,12 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     saved = json.load(open(os.path.join(exp_dir, "results.json")))
     assert len(saved["results"]) == len(runs) and saved["summary"]
     md = open(os.path.join(exp_dir, "summary.md")).read()
-    assert md.count("| backprop - kd |") == len(saved["summary"]) and "| mean test error |" in md
+    if experiment in ("init", "depth", "curves"):
+        assert md.count("| backprop - KD |") == len(saved["summary"])
+    assert "| mean test error | 95% CI |" in md
+    assert "SMOKE RUN" in md and "better" not in md  # a smoke run's numbers mean nothing: no verdicts
     text = capsys.readouterr().out
-    assert "paired over 2 seeds" in text and "mean test err" in text
+    assert "paired over 2 seeds" in text and "SMOKE RUN" in text and "better" not in text
     if experiment == "depth":
         assert "5 maxout conv layers" in text and "multiplications per example" in text
     try:
@@ -134,9 +178,13 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
         assert os.path.getsize(os.path.join(exp_dir, f"{experiment}.png")) > 1000
     except ImportError:
         pass
+    if experiment == "gradients":  # every step's trace is recorded: nothing resumed, all reused
+        again = study.main(args + ["--resume"])
+        assert [r["trace"] for r in again["results"]] == [r["trace"] for r in rows]
+        return
     # --resume skips every finished run; a run whose result file is lost comes back from its
     # finished stages and checkpoints without training again
-    os.remove(os.path.join(exp_dir, runs[-1].name, "result.json"))
+    os.remove(os.path.join(out, runs[-1].experiment, runs[-1].name, "result.json"))
     stamps = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
               for d, _, files in os.walk(out) for f in files if f.endswith(".npz")}
     again = study.main(args + ["--resume"])
@@ -146,7 +194,8 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     # nothing was trained: no model or checkpoint file was written again
     assert stamps == {p: os.stat(p).st_mtime_ns for p in stamps}
     if experiment == "init":  # the shared teacher is reused only with the settings it was trained with
-        with pytest.raises(ValueError, match="teacher.model.npz was trained with .*batch_size.: 128"):
+        with pytest.raises(ValueError, match=r"teacher.model.npz was made with other settings: batch_size=128 "
+                                             r"\(now 64\)"):
             study.main(args + ["--batch-size", "64"])
 
 

@@ -69,7 +69,12 @@ def check_device(device: str) -> str:
 
 def default_device() -> str:
     """The device named by TINYFIT_DEVICE, else 'cpu'."""
-    return check_device(os.environ.get("TINYFIT_DEVICE", "cpu") or "cpu")
+    value = os.environ.get("TINYFIT_DEVICE", "cpu") or "cpu"
+    try:
+        return check_device(value)
+    except DeviceError as e:
+        raise DeviceError(f"the environment variable TINYFIT_DEVICE={value!r} is not usable: {e}; set it to cpu or "
+                          "cuda, or unset it") from None
 
 
 def _is_cupy(a) -> bool:

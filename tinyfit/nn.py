@@ -10,7 +10,7 @@ from . import functional as F
 from . import random as _random
 from .autograd import Tensor
 
-__all__ = ["Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
+__all__ = ["spec_shapes", "Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
            "Sequential", "build", "eval_outputs", "eval_layers"]
 
 
@@ -41,6 +41,11 @@ def _init_weight(rng, shape, init, fan_in, fan_out):
 
 class Module:
     """Base class: holds Parameters and sub-Modules set as attributes."""
+    @staticmethod
+    def param_shapes(**config):
+        """{parameter name: shape} of a layer built with ``config`` (none by default)."""
+        return {}
+
     def __init__(self):
         object.__setattr__(self, "_params", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -147,6 +152,11 @@ class Linear(Module):
                            max_norm=max_norm, norm_axes=(0,))
         self.b = Parameter(np.zeros(out_features, np.float32)) if bias else None
 
+    @staticmethod
+    def param_shapes(in_features, out_features, bias=True, **_):
+        """{parameter name: shape} for this config, without building the layer."""
+        return {"W": (in_features, out_features), **({"b": (out_features,)} if bias else {})}
+
     def forward(self, x):
         return F.linear(x, self.W, self.b)
 
@@ -164,6 +174,11 @@ class Conv2d(Module):
                                         k * k * in_channels, k * k * out_channels),
                            max_norm=max_norm, norm_axes=(0, 1, 2))
         self.b = Parameter(np.zeros(out_channels, np.float32)) if bias else None
+
+    @staticmethod
+    def param_shapes(in_channels, out_channels, kernel, bias=True, **_):
+        """{parameter name: shape} for this config, without building the layer."""
+        return {"W": (kernel, kernel, in_channels, out_channels), **({"b": (out_channels,)} if bias else {})}
 
     def forward(self, x):
         return F.conv2d(x, self.W, self.b, self.stride, self.pad)
@@ -183,6 +198,11 @@ class MaxoutConv2d(Module):
         self.conv = Conv2d(in_channels, channels * pieces, kernel, 1, pad, init, max_norm, rng=rng)
         self.channels, self.pieces = channels, pieces
         self.pool, self.pool_stride, self.ceil_mode = pool, pool_stride or pool, ceil_mode
+
+    @staticmethod
+    def param_shapes(in_channels, channels, pieces, kernel, **_):
+        """{parameter name: shape} for this config, without building the layer."""
+        return {f"conv.{k}": v for k, v in Conv2d.param_shapes(in_channels, channels * pieces, kernel).items()}
 
     def forward(self, x):
         y = F.maxout(self.conv(x), self.pieces)
@@ -297,14 +317,34 @@ def eval_layers(model, x, names, batch_size=1000):
 LAYERS = {c.__name__: c for c in (Linear, Conv2d, MaxoutConv2d, Dropout, Flatten)}
 
 
-def build(spec):
-    """Rebuild a Sequential from ``Sequential.spec()`` (weights left at their init)."""
+def _spec_layers(spec):
     if not isinstance(spec, dict) or spec.get("type") != "Sequential" or not isinstance(spec.get("layers"), list):
         raise ValueError(f"not a model specification: {str(spec)[:200]}")
-    layers = []
+    out = []
     for entry in spec["layers"]:
         name, kind, cfg = entry
         if kind not in LAYERS:
             raise ValueError(f"unknown layer type {kind!r} in model specification; known: {sorted(LAYERS)}")
-        layers.append((name, LAYERS[kind](**cfg)))
-    return Sequential(layers, spec.get("input_shape"))
+        if not isinstance(name, str) or not isinstance(cfg, dict):
+            raise ValueError(f"a layer of a model specification is (name, type, config), got {str(entry)[:200]}")
+        out.append((name, LAYERS[kind], cfg))
+    return out
+
+
+def spec_shapes(spec):
+    """{parameter name: shape} of the Sequential ``spec`` describes, computed from the layers'
+    configs without building it (a model file's arrays are checked against it before any is
+    read)."""
+    shapes = {}
+    for name, cls, cfg in _spec_layers(spec):
+        for k, shape in cls.param_shapes(**cfg).items():
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+                raise ValueError(f"layer {name!r}: the configuration gives parameter {k} the shape {shape}; every "
+                                 "dimension must be a positive integer")
+            shapes[f"{name}.{k}"] = tuple(shape)
+    return shapes
+
+
+def build(spec):
+    """Rebuild a Sequential from ``Sequential.spec()`` (weights left at their init)."""
+    return Sequential([(name, cls(**cfg)) for name, cls, cfg in _spec_layers(spec)], spec.get("input_shape"))

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__, backend
 from .checkpoint import load_archive, load_model, save_model
-from .files import atomic_write
+from .files import atomic_write, output_folder
 from .fitnets import (KDConfig, LinearDecay, StageSpec, aux_classifier, error_rate, init_from_stage1, layer_shape,
                       make_regressor, train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage,
                       train_teacher)
@@ -34,8 +34,8 @@ from .provenance import provenance
 from .training import FitConfig
 
 __all__ = ["Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher", "METHODS",
-           "VARIANTS", "ALL_METHODS", "METHOD_NAMES", "SettingsError", "check_settings", "run_settings", "new_teacher",
-           "get_teacher", "train_student", "run_pipeline", "write_results", "format_table"]
+           "invocations", "VARIANTS", "ALL_METHODS", "METHOD_NAMES", "SettingsError", "check_settings", "run_settings",
+           "new_teacher", "get_teacher", "train_student", "run_pipeline", "write_results", "format_table"]
 
 METHODS = ("backprop", "kd", "fitnet")
 # ablations of FitNets (the study's ``ablate``): never called FitNets in a table
@@ -373,6 +373,21 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     return model, row
 
 
+def invocations(results_path, resume, prov, seconds, **extra):
+    """{"invocations": [...], "wall_seconds": total}: this invocation's wall time added to
+    those recorded in ``results_path`` by the earlier invocations a resume continues, so a
+    resume that trains nothing does not overwrite the time the results took."""
+    before = []
+    if resume:
+        try:
+            with open(results_path) as f:
+                before = json.load(f).get("invocations", [])
+        except (OSError, ValueError, AttributeError):
+            before = []
+    now = before + [dict(date=prov["date"], commit=prov["commit"], wall_seconds=round(seconds, 1), **extra)]
+    return {"invocations": now, "wall_seconds": round(sum(i["wall_seconds"] for i in now), 1)}
+
+
 TABLE_COLUMNS = ["method", "label", "parameters", "best_val_error", "test_error", "epochs", "seconds", "best_epoch"]
 
 
@@ -402,18 +417,25 @@ def format_table(rows):
 def run_pipeline(data, out, cfg, methods=METHODS, teacher_path=None, student=None, resume=False, log=print,
                  info=None, figure=True):
     """Teacher, then each of ``methods`` on the same student; writes results.json / .csv and,
-    with matplotlib installed and ``figure``, curves.png into ``out``. Returns the info dict."""
+    with matplotlib installed and ``figure``, curves.png into ``out``; one writer at a time
+    (``files.output_folder``: a second run on the same folder gets FolderBusy). Returns the
+    info dict."""
     t0 = time.perf_counter()
-    os.makedirs(out, exist_ok=True)
+    with output_folder(out):
+        return _run_pipeline(data, out, cfg, methods, teacher_path, student, resume, log, info, figure, t0)
+
+
+def _run_pipeline(data, out, cfg, methods, teacher_path, student, resume, log, info, figure, t0):
     teacher = get_teacher(data, out, cfg, teacher_path, resume, log)
     rows = [teacher.row]
     for m in methods:
         rows.append(train_student(m, data, teacher, out, cfg, student, resume, log)[1])
-    info = dict(info or {}, provenance=provenance((info or {}).get("command")), seed=cfg.seed, device=cfg.device,
-                init=cfg.init,
+    prov = provenance((info or {}).get("command"))
+    info = dict(info or {}, provenance=prov, seed=cfg.seed, device=cfg.device, init=cfg.init,
                 teacher_init=cfg.teacher_init or cfg.init, lambda_schedule=vars(cfg.schedule()),
                 split=data.describe(), tinyfit=__version__, pieces=cfg.pieces, pooling=cfg.pooling,
-                tau=cfg.tau, budget=asdict(cfg.budget), total_seconds=round(time.perf_counter() - t0, 1))
+                tau=cfg.tau, budget=asdict(cfg.budget),
+                **invocations(os.path.join(out, "results.json"), resume, prov, time.perf_counter() - t0))
     write_results(out, info, rows)
     if figure:
         from . import plots

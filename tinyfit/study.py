@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass, replace
 
 from . import backend
 from .checkpoint import load_archive, load_model
-from .files import atomic_write
+from .files import atomic_write, output_folder
 from .fitnets import make_regressor
 from .models import (STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided,
                      thin_student, thin_width)
-from .pipeline import (METHODS, Budget, StudentSpec, Teacher, check_settings, get_teacher, mnist_student_spec,
-                       run_settings, train_student, write_results)
+from .pipeline import (METHODS, Budget, StudentSpec, Teacher, check_settings, get_teacher, invocations,
+                       mnist_student_spec, run_settings, train_student, write_results)
 from .provenance import code_commit, provenance
 from .stats import binomial_ci, mean_ci, paired_difference
 from .hooks import GradientRecorder
@@ -315,15 +315,37 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
     t0 = time.perf_counter()
     seeds = list(DEFAULT_SEEDS[experiment] if seeds is None else seeds)
     runs = plan(experiment, seeds, cfg.init, depths)
-    # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
-    teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log)
-    teacher_file = teacher_path or os.path.join(out, "teacher", "teacher.model.npz")
-    exp_dir = os.path.join(out, experiment)
     executor = executor or InProcessExecutor()
-    local = isinstance(executor, InProcessExecutor)
-    if not local and (load_data is None or cfg.device != "cpu"):
+    if not isinstance(executor, InProcessExecutor) and (load_data is None or cfg.device != "cpu"):
         raise ValueError("runs in worker processes need load_data (a picklable callable returning the data) "
                          "and device 'cpu'")
+    with output_folder(out):
+        # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
+        teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log)
+        teacher_file = teacher_path or os.path.join(out, "teacher", "teacher.model.npz")
+        exp_dir = os.path.join(out, experiment)
+        rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor,
+                                    load_data, log)
+        rows = [dict(rows[r.name], cell=place(experiment, r)[0], column=place(experiment, r)[1]) for r in runs]
+        prov = provenance((info or {}).get("command"))
+        info = dict(info or {}, provenance=prov, experiment=experiment, seeds=seeds, split=data.describe(),
+                    budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row, smoke=smoke,
+                    summary=summarize(rows, experiment, smoke),
+                    **invocations(os.path.join(exp_dir, "results.json"), resume, prov, time.perf_counter() - t0,
+                                  trained=trained),
+                    train_seconds=round(teacher.row["seconds"] + sum(r["seconds"] for r in rows), 1))
+        if experiment == "position":
+            info["positions"] = [dict(layer=g, kernel=k, error=e) for g, k, e in guided_positions(cfg.pieces,
+                                                                                               cfg.pooling)]
+        _write_study(exp_dir, info, rows, figure)
+    info["results"] = rows
+    return info
+
+
+def _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor, load_data, log):
+    """Reuse the finished runs, submit the others to ``executor``, collect their rows:
+    ({run name: row}, how many were trained). A failed run is reported and the others kept."""
+    local = isinstance(executor, InProcessExecutor)
     rows, futures = {}, {}
     for i, run in enumerate(runs, 1):
         done = _finished(run, exp_dir, data, cfg, teacher) if resume or run.experiment != experiment else None
@@ -352,33 +374,21 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
     if failed:
         raise StudyError(f"{len(failed)} of {len(runs)} runs failed: "
                          + "; ".join(f"{r.name} ({type(e).__name__})" for r, e in failed)
-                         + f". The {len(rows)} finished runs are kept in {out}; rerun with resume "
-                         "(--resume) to train the rest.")
-    rows = [dict(rows[r.name], cell=place(experiment, r)[0], column=place(experiment, r)[1]) for r in runs]
-    summary = summarize(rows, experiment, smoke)
-    prov = provenance((info or {}).get("command"))
-    # the wall time of every invocation that built these results (a resume adds its own)
-    before = (_load_result(os.path.join(exp_dir, "results.json")) or {}) if resume else {}
-    invocations = before.get("invocations", []) + [dict(date=prov["date"], commit=prov["commit"], trained=len(futures),
-                                                         wall_seconds=round(time.perf_counter() - t0, 1))]
-    info = dict(info or {}, provenance=prov, experiment=experiment, seeds=seeds, split=data.describe(),
-                budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row, summary=summary,
-                smoke=smoke, invocations=invocations,
-                wall_seconds=round(sum(i["wall_seconds"] for i in invocations), 1),
-                train_seconds=round(teacher.row["seconds"] + sum(r["seconds"] for r in rows), 1))
-    if experiment == "position":
-        info["positions"] = [dict(layer=g, kernel=k, error=e) for g, k, e in guided_positions(cfg.pieces, cfg.pooling)]
+                         + f". The {len(rows)} finished runs are kept in {os.path.dirname(exp_dir)}; rerun with "
+                         "resume (--resume) to train the rest.")
+    return rows, len(futures)
+
+
+def _write_study(exp_dir, info, rows, figure):
+    experiment, summary = info["experiment"], info["summary"]
     write_results(exp_dir, info, rows)
-    text = format_summary(summary, experiment)
-    atomic_write(os.path.join(exp_dir, "summary.txt"), text + "\n")
+    atomic_write(os.path.join(exp_dir, "summary.txt"), format_summary(summary, experiment) + "\n")
     atomic_write(os.path.join(exp_dir, "summary.md"), format_markdown(summary) + "\n")
     if figure:
         from . import plots
         if plots.available():
             info["figure"] = figure_of(experiment, rows, summary, os.path.join(exp_dir, f"{experiment}.png"),
-                                       data.describe(), len(seeds), smoke)
-    info["results"] = rows
-    return info
+                                       info["split"], len(info["seeds"]), info["smoke"])
 
 
 # -- statistics over seeds ------------------------------------------------------------------
@@ -495,10 +505,10 @@ def format_summary(summary, experiment=""):
         lines.append(SMOKE_NOTE)
     for cell, s in summary.items():
         lines.append(f"{experiment + ': ' if experiment else ''}{cell}")
-        lines.append(f"  {'':44s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
+        lines.append(f"  {'':56s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
         for col, st in s["columns"].items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
-            lines.append(f"  {column_label(col)[:44]:44s} {_pct(st['mean']):>9s}% {_pct(st['low']):>6s}-"
+            lines.append(f"  {column_label(col)[:56]:56s} {_pct(st['mean']):>9s}% {_pct(st['low']):>6s}-"
                          f"{_pct(st['high']):<6s} {st['left_chance']:>5d} of {st['n']:<3d}   {per}")
         if s["chosen"]:
             lines.append(f"  single-stage: {s['chosen']['single-stage']} chosen by "

@@ -25,11 +25,19 @@ import numpy as np
 from . import backend
 from .checkpoint import CheckpointError, load_archive, save_archive
 
-__all__ = ["FitConfig", "FitResult", "TrainState", "StepInfo", "NonFiniteError", "fit", "Progress"]
+__all__ = ["FitConfig", "FitResult", "TrainState", "StepInfo", "NonFiniteError", "Interrupted", "fit", "Progress"]
 
 
 class NonFiniteError(RuntimeError):
     """The loss or a gradient became NaN or infinite."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a stage at a step boundary after its checkpoint was written to ``path``
+    (None when the stage had no checkpoint file)."""
+    def __init__(self, path):
+        super().__init__(path)
+        self.path = path
 
 
 @dataclass
@@ -250,10 +258,10 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
             t0 = time.perf_counter()
             for hook in epoch_hooks:
                 hook(state.epoch)
-            if state.step == 0 or perm is None:
+            if perm is None:
                 order = rng.permutation(n_train)
                 state.step, state.sums = 0, [0.0, 0.0, 0, 0]
-            else:
+            else:  # an interrupted epoch, even one stopped before its first step: its saved order
                 order = perm
             t0 = _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr,
                             save, ckpt_path, t0, step_hooks, modules)
@@ -294,8 +302,9 @@ def _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage
         if intr.flag:
             state.seconds += time.perf_counter() - t0
             save(order)
-            bar.close(f"{stage}: interrupted at epoch {state.epoch}, step {step}; checkpoint saved")
-            raise KeyboardInterrupt
+            bar.close(f"{stage}: interrupted at epoch {state.epoch}, step {step}"
+                      + ("; checkpoint saved" if ckpt_path else ""))
+            raise Interrupted(ckpt_path)
         optimizer.zero_grad()
         loss, err = loss_fn(idx_list[step])
         loss.backward()

@@ -1,0 +1,46 @@
+"""Step hooks: the GradientRecorder records what a direct computation gives, and training
+with it gives the same weights as without."""
+import numpy as np
+
+from tinyfit.fitnets import train_backprop
+from tinyfit.hooks import GradientRecorder, activation_scales, layer_norms
+from tiny import spec, tiny_data, tiny_student
+
+
+def test_recorded_norms_equal_a_direct_computation_and_change_nothing():
+    data = tiny_data()
+    raw = []
+
+    def copy_grads(info):
+        raw.append({n: p.grad.astype(np.float64).copy() for n, p in info.modules["model"].named_parameters()})
+
+    rec = GradientRecorder(probe=data.x_val[:8], every=2)
+    with_hook = tiny_student(np.random.default_rng(2))
+    train_backprop(with_hook, data, spec(2), np.random.default_rng(4), progress=False, step_hooks=[rec, copy_grads])
+    plain = tiny_student(np.random.default_rng(2))
+    train_backprop(plain, data, spec(2), np.random.default_rng(4), progress=False)
+    a, b = with_hook.state_dict(), plain.state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # the recorder only reads
+    assert len(rec.records) == len(raw) == 2 * 4  # 64 examples, batches of 16, 2 epochs
+    for r, g in zip(rec.records, raw):
+        for layer in ("h0", "h1", "h2", "y"):
+            direct = np.sqrt(sum((v ** 2).sum() for n, v in g.items() if n.startswith(layer + ".")))
+            assert np.isclose(r["grad"][layer], direct, rtol=1e-12)
+    assert [("act" in r) for r in rec.records[:4]] == [True, False, True, False]
+    assert [(r["epoch"], r["step"]) for r in rec.records[:5]] == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0)]
+
+
+def test_activation_scales_and_layer_norms_by_hand():
+    model = tiny_student(np.random.default_rng(0))
+    x = np.random.default_rng(1).random((5, 8, 8, 1), dtype=np.float32)
+    scales = activation_scales(model, x)
+    h = x
+    import tinyfit as tf
+    with tf.no_grad():
+        for name in ("h0", "h1", "h2"):
+            h = model[name](tf.Tensor(h)).data
+            assert np.isclose(scales[name], np.sqrt((h.astype(np.float64) ** 2).mean()))
+    norms = layer_norms({"model": model}, "data")
+    w = model["h0"].state_dict()
+    assert np.isclose(norms["h0"], np.sqrt(sum((v.astype(np.float64) ** 2).sum() for v in w.values())))
+    assert model.training  # the mode is restored

@@ -1,0 +1,70 @@
+"""The pipeline's wiring: the untrained-teacher control, the guided positions, settings
+recorded with every finished stage and checked before reuse."""
+import numpy as np
+import pytest
+
+from tinyfit.data import Split
+from tinyfit.fitnets import train_teacher
+from tinyfit.pipeline import (STAGES, Budget, PipelineConfig, SettingsError, check_settings, get_teacher,
+                              new_teacher, train_student)
+from tinyfit.study import guided_positions
+
+
+def digits(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    return Split(x[:40], y[:40], x[40:52], y[40:52], x[52:], y[52:])
+
+
+CFG = PipelineConfig(seed=0, budget=Budget(teacher=1, student=1, hints=1), batch_size=8, init="code",
+                     teacher_init="glorot", progress=False)
+
+
+def test_the_untrained_teacher_is_exactly_where_training_started(tmp_path):
+    data = digits()
+    teacher = get_teacher(data, str(tmp_path), CFG, log=lambda *a: None)
+    untrained = teacher.untrained().model.state_dict()
+    # the teacher's own start: its stream's initial weights, then one epoch of training
+    rng = np.random.default_rng([0, STAGES["teacher"]])
+    start = new_teacher("code", "ceil", "glorot", rng)
+    assert all(np.array_equal(untrained[k], v) for k, v in start.state_dict().items())
+    train_teacher(start, data, CFG.stage_spec(1, teacher=True), rng, progress=False)
+    trained = teacher.model.state_dict()
+    assert all(np.array_equal(trained[k], v) for k, v in start.state_dict().items())
+    assert not np.array_equal(trained["h0.conv.W"], untrained["h0.conv.W"])
+    assert teacher.untrained().fingerprint != teacher.fingerprint
+
+
+def test_every_guided_position_gets_the_kernel_rule_regressor_or_a_clear_error():
+    # the student's maps: h0 24x24, h1 10x10 (pooled), h2 12x12, h3 4x4, h4 8x8, h5 3x3; the
+    # teacher's hint h1 is 4x4, so k = N - 4 + 1, and h5 (3x3 < 4x4) has no regressor
+    got = {g: (k, why) for g, k, why in guided_positions()}
+    assert {g: k for g, (k, _) in got.items()} == {"h0": 21, "h1": 7, "h2": 9, "h3": 1, "h4": 5, "h5": None}
+    assert "no convolutional regressor fits" in got["h5"][1] and "(3, 3, 12)" in got["h5"][1]
+
+
+@pytest.mark.parametrize("method", ["dsn-kd", "random-hints-kd", "hints-backprop", "single-stage"])
+def test_variants_train_and_are_refused_under_other_settings(method, tmp_path):
+    data = digits()
+    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=lambda *a: None)
+    cfg = PipelineConfig(**{**CFG.__dict__, "hint_weight": 0.5})
+    model, row = train_student(method, data, teacher, str(tmp_path / method), cfg, log=lambda *a: None)
+    assert row["method"] == method and "FitNets" not in row["label"]
+    names = [n for n, _ in model.named_parameters()]
+    assert not any(n.startswith(("regressor", "classifier", "flat")) for n in names) and names[-1] == "y.b"
+    if method != "single-stage":
+        assert row["hint_history"] and row["settings"]["hint_epochs"] == 1
+    other = PipelineConfig(**{**cfg.__dict__, "tau": 5.0, "hint_weight": 0.7})
+    if method == "hints-backprop":  # no KD anywhere: tau does not matter, the seed does
+        other = PipelineConfig(**{**cfg.__dict__, "seed": 1})
+    with pytest.raises(SettingsError, match="was made with other settings"):
+        train_student(method, data, teacher, str(tmp_path / method), other, resume=True, log=lambda *a: None)
+
+
+def test_settings_check_names_what_differs():
+    check_settings("f", {"tau": 3.0, "seed": 0}, {"tau": 3.0, "seed": 0})
+    with pytest.raises(SettingsError, match=r"f was made with other settings: tau=3.0 \(now 5.0\)"):
+        check_settings("f", {"tau": 3.0, "seed": 0}, {"tau": 5.0, "seed": 0})
+    with pytest.raises(SettingsError, match="records no settings"):
+        check_settings("f", None, {"tau": 3.0})

@@ -1,0 +1,68 @@
+"""Published numbers are generated: every marked table and value of the README and docs equals
+what its results file under docs/results gives now, and the renderer itself."""
+import glob
+import json
+import os
+
+import pytest
+
+from tinyfit import report
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+RESULTS = os.path.join(ROOT, "docs", "results")
+DOCUMENTS = [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+
+
+@pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: os.path.relpath(p, ROOT))
+def test_published_numbers_match_their_results_files(doc):
+    stale = report.stale(open(doc).read(), RESULTS)
+    assert not stale, (f"{os.path.relpath(doc, ROOT)}: {len(stale)} generated parts differ from docs/results "
+                       f"(first: {stale[0][0]}); run python examples/publish_results.py")
+
+
+def test_every_published_results_file_records_commit_command_machine_and_time():
+    for path in glob.glob(os.path.join(RESULTS, "*", "results.json")):
+        info = json.load(open(path))
+        p = info.get("provenance", {})
+        assert p.get("commit") and p.get("command") and p.get("machine", {}).get("cpu"), path
+        assert info.get("wall_seconds"), path
+
+
+def _study(tmp_path):
+    rows = [dict(cell="init code", column=m, method=m, seed=s, test_error=e, best_val_error=e, run=f"{m}{s}")
+            for m, es in (("backprop", (.91, .909, .911)), ("kd", (.2, .909, .1)), ("fitnet", (.05, .06, .07)))
+            for s, e in enumerate(es)]
+    info = {"experiment": "init", "results": rows, "seeds": [0, 1, 2], "split": "s", "wall_seconds": 600.0,
+            "provenance": {"commit": "abcdef0123", "command": "python x", "machine": {"cpu": "c", "cores": 2}}}
+    os.makedirs(tmp_path / "init")
+    (tmp_path / "init" / "results.json").write_text(json.dumps(info))
+    return str(tmp_path)
+
+
+def test_tables_and_values_render_refresh_and_go_stale(tmp_path):
+    root = _study(tmp_path)
+    doc = ("FitNets left chance on <!--v int init/summary/init code/columns/fitnet/left_chance-->?<!--/v--> seeds.\n"
+           "<!-- tinyfit:table init errors -->\nold\n<!-- tinyfit:end -->\n")
+    assert len(report.stale(doc, root)) == 2
+    new = report.refresh(doc, root)
+    assert "left chance on <!--v int init/summary/init code/columns/fitnet/left_chance-->3<!--/v--> seeds" in new
+    assert "| init code | FitNets (hints + KD) | 6.00% |" in new and "old" not in new
+    assert report.stale(new, root) == []
+    # the results change under the document: the test above would now fail, naming the part
+    info = json.load(open(tmp_path / "init" / "results.json"))
+    info["results"][-1]["test_error"] = 0.95
+    (tmp_path / "init" / "results.json").write_text(json.dumps(info))
+    assert [s[0] for s in report.stale(new, root)] == [
+        "table init errors", "value int init/summary/init code/columns/fitnet/left_chance"]
+    assert "commit `abcdef0`" in report.render_table(root, "init", "provenance")
+    assert report.render_value(root, "min", "init/info/wall_seconds") == "10 minutes"
+
+
+def test_bad_markers_are_clear_errors(tmp_path):
+    root = _study(tmp_path)
+    with pytest.raises(ValueError, match="unknown table kind 'nope'"):
+        report.render_table(root, "init", "nope")
+    with pytest.raises(ValueError, match="no value at"):
+        report.render_value(root, "pct", "init/summary/init glorot/columns/kd/mean")
+    with pytest.raises(ValueError, match="cannot read the results file"):
+        report.render_value(root, "pct", "depth/info/x")

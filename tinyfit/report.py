@@ -1,0 +1,226 @@
+"""Published numbers, generated from results files: the tables and quoted values in the README
+and docs are rendered from ``docs/results/<name>/results.json`` (written by the example, the
+study and the benchmark, each recording its commit, command, machine and wall time), never
+typed. A document marks what is generated:
+
+    <!-- tinyfit:table NAME KIND -->            a block, up to the next <!-- tinyfit:end -->
+    <!--v FORMAT NAME/path/to/value-->6.53%<!--/v-->   one value inside a sentence
+
+``refresh(text, root)`` renders every marked part anew; ``stale(text, root)`` lists the parts
+whose text differs from what the results files give now (a test runs it on every document,
+so a number cannot go stale silently). Study summaries (intervals, verdicts) are recomputed
+from the per-seed rows with the current statistics, so the documents follow the code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from .pipeline import format_table
+from .study import figure_of, format_markdown, summarize
+
+__all__ = ["load", "render_table", "render_value", "refresh", "stale", "figure", "TABLES", "FORMATS"]
+
+BLOCK = re.compile(r"(<!-- tinyfit:table (\S+) (\S+) -->\n)(.*?)(<!-- tinyfit:end -->)", re.S)
+VALUE = re.compile(r"(<!--v (\S+) ([^>]+?)-->)(.*?)(<!--/v-->)", re.S)
+
+
+def load(root, name):
+    """{"info": the results file, "summary": the study summary recomputed from its rows
+    (studies only)} of results ``name`` under ``root``."""
+    path = os.path.join(root, name, "results.json")
+    try:
+        with open(path) as f:
+            info = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the results file ({e}); publish the results first") from None
+    view = {"info": info}
+    if "experiment" in info:
+        view["summary"] = summarize(info["results"], info["experiment"], info.get("smoke", False))
+    return view
+
+
+def _minutes(s):
+    return f"{s / 60:.0f} minutes" if s >= 600 else f"{s / 60:.1f} minutes"
+
+
+FORMATS = {
+    "pct": lambda v: f"{100 * v:.2f}%",
+    "pct1": lambda v: f"{100 * v:.1f}%",
+    "pts": lambda v: f"{100 * v:+.2f}",
+    "num": lambda v: f"{v:g}",
+    "int": lambda v: f"{int(v):,d}",
+    "min": _minutes,
+    "sec": lambda v: f"{v:.0f} s",
+    "ms": lambda v: f"{v:.1f} ms",
+    "x": lambda v: f"{v:.2f}",
+    "commit": lambda v: (v or "unknown")[:7] + (" (uncommitted changes)" if v and v.endswith("+dirty") else ""),
+    "str": str,
+    "len": lambda v: str(len(v)),
+}
+
+
+def _resolve(view, keys, where):
+    cur = view
+    for k in keys:
+        if isinstance(cur, list):
+            cur = next((r for r in cur if r.get("run", r.get("method")) == k), None) if not k.isdigit() \
+                else cur[int(k)]
+        elif isinstance(cur, dict):
+            cur = cur.get(k)
+        else:
+            cur = None
+        if cur is None:
+            raise ValueError(f"{where}: no value at {'/'.join(keys)}")
+    return cur
+
+
+def render_value(root, fmt, path):
+    """The text of value ``path`` (NAME/key/key..., through the view of ``load``) in ``fmt``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown value format {fmt!r}; known: {', '.join(FORMATS)}")
+    name, *keys = path.strip().split("/")
+    return FORMATS[fmt](_resolve(load(root, name), keys, path))
+
+
+def _provenance(view):
+    info = view["info"]
+    p = info.get("provenance", {})
+    m = p.get("machine", {})
+    blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')} kernel)"
+                     for b in (m.get("blas") or []))
+    wall = info.get("wall_seconds")
+    return (f"Made by commit `{FORMATS['commit'](p.get('commit'))}` with `{p.get('command')}` on {m.get('cpu')} "
+            f"({m.get('cores')} cores; NumPy {m.get('numpy')}" + (f", {blas}" if blas else "") + ")"
+            + (f", {_minutes(wall)} of wall time" if wall else "") + f", {p.get('date', 'date unknown')}.")
+
+
+def _errors(view):
+    text = format_markdown(view["summary"])
+    return text.split("\n\n| cell | pair")[0]
+
+
+def _pairs(view):
+    text = format_markdown(view["summary"])
+    return "| cell | pair" + text.split("\n\n| cell | pair", 1)[1] if "\n\n| cell | pair" in text else ""
+
+
+def _pipeline(view):
+    return "```\n" + format_table(view["info"]["results"]) + "\n```"
+
+
+def _grid(view):
+    lines = ["| students' init | hint weight beta | mean validation error | mean test error | chosen |",
+             "|---|---|---|---|---|"]
+    for cell, s in view["summary"].items():
+        ch = s.get("chosen") or {}
+        for col, val in (ch.get("validation") or {}).items():
+            st = s["columns"][col]
+            lines.append(f"| {cell} | {col.split('=')[1]} | {100 * val:.2f}% | {100 * st['mean']:.2f}% | "
+                         f"{'yes' if col == ch['single-stage'] else ''} |")
+    return "\n".join(lines)
+
+
+def _positions(view):
+    lines = ["| guided layer | regressor kernel |", "|---|---|"]
+    for p in view["info"]["positions"]:
+        lines.append(f"| {p['layer']} | " + (f"{p['kernel']}x{p['kernel']}" if p["kernel"] else
+                                              f"none: {p['error'].split(';')[0]}") + " |")
+    return "\n".join(lines)
+
+
+def _gradients(view):
+    """Geometric means over seeds of each layer's gradient norm and output scale at the first
+    step and at the end of the recorded epochs, per regime."""
+    import math
+    from .plots import GRADIENT_PANELS
+    rows = view["info"]["results"]
+    lines = ["| regime | layer | gradient norm, first step | gradient norm, last recorded step | "
+             "output scale, first step | output scale, last recorded |", "|---|---|---|---|---|---|"]
+
+    def gmean(vals):
+        return math.exp(sum(math.log(max(v, 1e-300)) for v in vals) / len(vals))
+    for method, stage, label in GRADIENT_PANELS:
+        traces = [[t for t in r["trace"] if t["stage"] == stage] for r in rows if r["method"] == method]
+        traces = [t for t in traces if t]
+        if not traces:
+            continue
+        acts = [[t for t in tr if "act" in t] for tr in traces]
+        for layer in traces[0][0]["grad"]:
+            g0 = gmean([tr[0]["grad"][layer] for tr in traces])
+            g1 = gmean([tr[-1]["grad"][layer] for tr in traces])
+            a = [gmean([tr[i]["act"][layer] for tr in acts]) if layer in acts[0][0]["act"] else None for i in (0, -1)]
+            fa = [f"{x:.2g}" if x is not None else "" for x in a]
+            lines.append(f"| {label} | {layer} | {g0:.2g} | {g1:.2g} | {fa[0]} | {fa[1]} |")
+    return "\n".join(lines)
+
+
+def _speed(view):
+    info = view["info"]
+    lines = ["| network | batch | measurement | tinyfit | PyTorch | tinyfit / PyTorch |", "|---|---|---|---|---|---|"]
+    for r in info["rows"]:
+        torch = f"{r['torch_ms']:.1f} ms" if "torch_ms" in r else "not measured"
+        ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
+        lines.append(f"| {r['net']} | {r['batch']} | {r['what']} | {r['tinyfit_ms']:.1f} ms | {torch} | {ratio} |")
+    return "\n".join(lines)
+
+
+TABLES = {"provenance": _provenance, "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid,
+          "positions": _positions, "gradients": _gradients, "speed": _speed}
+
+
+def render_table(root, name, kind):
+    """The Markdown of table ``kind`` (one of TABLES) of results ``name`` under ``root``;
+    ``kind:cell`` keeps a study's one cell (spaces in its name written as '-', e.g.
+    ``errors:init-code``)."""
+    kind, _, cell = kind.partition(":")
+    if kind not in TABLES:
+        raise ValueError(f"unknown table kind {kind!r}; known: {', '.join(TABLES)}")
+    view = load(root, name)
+    if cell:
+        keep = {c: s for c, s in view.get("summary", {}).items() if c.replace(" ", "-") == cell}
+        if not keep:
+            raise ValueError(f"results {name} have no cell {cell!r}; cells: "
+                             + ", ".join(c.replace(" ", "-") for c in view.get("summary", {})))
+        view = dict(view, summary=keep)
+    return TABLES[kind](view).rstrip("\n")
+
+
+def refresh(text, root):
+    """``text`` with every marked table and value rendered anew from the results under ``root``."""
+    text = BLOCK.sub(lambda m: m.group(1) + render_table(root, m.group(2), m.group(3)) + "\n" + m.group(5), text)
+    return VALUE.sub(lambda m: m.group(1) + render_value(root, m.group(2), m.group(3)) + m.group(5), text)
+
+
+def stale(text, root):
+    """The marked parts of ``text`` that differ from what the results under ``root`` give:
+    [(marker, published, now)]."""
+    out = []
+    for m in BLOCK.finditer(text):
+        now = render_table(root, m.group(2), m.group(3))
+        if m.group(4).rstrip("\n") != now:
+            out.append((f"table {m.group(2)} {m.group(3)}", m.group(4).rstrip("\n"), now))
+    for m in VALUE.finditer(text):
+        now = render_value(root, m.group(2), m.group(3))
+        if m.group(4) != now:
+            out.append((f"value {m.group(2)} {m.group(3)}", m.group(4), now))
+    return out
+
+
+def figure(root, name):
+    """Draw results ``name``'s figure anew from its results file (the study's figure of the
+    experiment, or the training curves of an example run); returns its path, or None when the
+    results have no figure or matplotlib is missing."""
+    from . import plots
+    view = load(root, name)
+    info = view["info"]
+    if not plots.available() or "results" not in info:
+        return None
+    if "summary" in view:
+        return figure_of(info["experiment"], info["results"], view["summary"],
+                         os.path.join(root, name, f"{name}.png"), info["split"], len(info["seeds"]),
+                         info.get("smoke", False))
+    rows = [r for r in info["results"] if r["method"] != "teacher"]
+    return plots.curves(rows, os.path.join(root, name, "curves.png"),
+                        title=f"students on {info['split']}, seed {info['seed']}")
