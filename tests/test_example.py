@@ -1,7 +1,11 @@
 """examples/mnist_fitnet.py --quick: the whole method end to end, then --resume."""
+import errno
 import importlib.util
 import json
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -51,3 +55,93 @@ def test_bad_arguments_are_clear(capsys):
     with pytest.raises(SystemExit):
         ex.parse_args(["--tau", "0"])
     assert "--tau must be > 0" in capsys.readouterr().err
+
+
+def _cli(args, **kw):
+    script = os.path.join(HERE, "..", "examples", "mnist_fitnet.py")
+    return subprocess.run([sys.executable, script, "--quick", "--no-progress"] + args, capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def _weights(out):
+    got = {}
+    for stage in ("teacher", "backprop", "kd", "stage1", "fitnet"):
+        with np.load(os.path.join(out, f"{stage}.model.npz")) as z:
+            got.update({f"{stage}/{k}": z[k] for k in z.files if k != "__meta__"})
+    return got
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_clear_line():
+    pytest.importorskip("mlxtend")
+    r = _cli(["--out", "/proc/nope/run"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: cannot create the folder /proc/nope/run: No such file or directory"]
+
+
+def test_a_second_run_on_the_same_folder_is_refused_and_the_first_unaffected(tmp_path):
+    pytest.importorskip("mlxtend")
+    from tinyfit.files import FolderLock
+    out = str(tmp_path / "run")
+    with FolderLock(out):  # as a first run holds it
+        r = _cli(["--out", out])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{out} is in use by process {os.getpid()}" in r.stderr and "another output folder" in r.stderr
+    assert os.listdir(out) == [".tinyfit.lock"]  # the refused run wrote nothing
+    assert _cli(["--out", out]).returncode == 0  # released: the next run goes ahead
+
+
+def test_disk_full_mid_run_ends_cleanly_and_resume_finishes_exactly(tmp_path, monkeypatch):
+    """ENOSPC injected at the file layer on the 7th write: one line naming the file and the
+    full disk, every file written before intact, and --resume ends where an uninterrupted run
+    ends (bit-identical models)."""
+    pytest.importorskip("mlxtend")
+    ex = load_example()
+    full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
+    ex.main(["--quick", "--no-progress", "--out", full])
+    calls, real = [0], os.fsync
+
+    def fsync(fd):
+        calls[0] += 1
+        if calls[0] == 7:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(SystemExit) as e:
+        ex.run_cli(lambda: ex.main(["--quick", "--no-progress", "--out", cut]))
+    assert re.fullmatch(r"error: cannot write .*/cut/\S+: the disk is full; free some space, then rerun with "
+                        r"--resume: the files written before are intact", str(e.value.code)), e.value.code
+    monkeypatch.undo()
+    ex.main(["--quick", "--no-progress", "--out", cut, "--resume"])
+    a, b = _weights(full), _weights(cut)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_real_small_filesystem_fills_up_then_resume_finishes(tmp_path):
+    pytest.importorskip("mlxtend")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not allowed here")
+    try:
+        (mnt / "filler").write_bytes(b"\0" * (9 << 20))  # 3 MB left: the teacher's checkpoint needs more
+        r = _cli(["--out", str(mnt / "run")])
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "the disk is full" in r.stderr, r.stderr
+        os.remove(mnt / "filler")
+        r = _cli(["--out", str(mnt / "run"), "--resume"])
+        assert r.returncode == 0, r.stderr
+        ref = str(tmp_path / "ref")
+        assert _cli(["--out", ref]).returncode == 0
+        a, b = _weights(ref), _weights(str(mnt / "run"))
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_export_onnx_without_onnx_is_refused_before_training(capsys, monkeypatch):
+    ex = load_example()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--export-onnx"])
+    assert "--export-onnx needs the onnx package: pip install 'tinyfit[onnx]'" in capsys.readouterr().err

@@ -13,6 +13,8 @@ def test_recorded_norms_equal_a_direct_computation_and_change_nothing():
 
     def copy_grads(info):
         raw.append({n: p.grad.astype(np.float64).copy() for n, p in info.modules["model"].named_parameters()})
+        weights.append({n: p.data.astype(np.float64).copy() for n, p in info.modules["model"].named_parameters()})
+    weights = []
 
     rec = GradientRecorder(probe=data.x_val[:8], every=2)
     with_hook = tiny_student(np.random.default_rng(2))
@@ -26,6 +28,11 @@ def test_recorded_norms_equal_a_direct_computation_and_change_nothing():
         for layer in ("h0", "h1", "h2", "y"):
             direct = np.sqrt(sum((v ** 2).sum() for n, v in g.items() if n.startswith(layer + ".")))
             assert np.isclose(r["grad"][layer], direct, rtol=1e-12)
+    for t in range(len(raw) - 1):  # each step's update: the next step's weights minus this step's
+        a, b = weights[t + 1], weights[t]
+        direct = np.sqrt(sum(((a[n] - b[n]) ** 2).sum() for n in a if n.startswith("h1.")))
+        assert np.isclose(rec.records[t]["update"]["h1"], direct, rtol=1e-6)
+    assert "update" not in rec.records[-1]  # the last step's update happens after the last hook call
     assert [("act" in r) for r in rec.records[:4]] == [True, False, True, False]
     assert [(r["epoch"], r["step"]) for r in rec.records[:5]] == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0)]
 

@@ -59,20 +59,38 @@ def activation_scales(net, x):
 
 class GradientRecorder:
     """A step hook that keeps ``records``: one dict per step with the stage, epoch, step,
-    loss, per-layer gradient norms ``grad`` and weight norms ``weight``, and every ``every``
-    steps (and at each epoch's first step) the per-layer output scales ``act`` on ``probe``
+    loss, per-layer gradient norms ``grad``, weight norms ``weight`` and the norm of the
+    change that step's update made to each layer ``update`` (filled in at the next step), and
+    every ``every`` steps (and at each epoch's first step) the per-layer output scales ``act`` on ``probe``
     (N, H, W, C images; None: no activations). It reads, never writes: training with it
     gives the same weights as without."""
     def __init__(self, probe=None, every=1):
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}")
         self.probe, self.every, self.records = probe, every, []
+        self._last = None  # (stage, {layer: [weight copies]}) at the previous step
 
     def __call__(self, info):
         rec = {"stage": info.stage, "epoch": info.epoch, "step": info.step, "loss": info.loss,
                "grad": layer_norms(info.modules, "grad"), "weight": layer_norms(info.modules, "data")}
+        now = _weights(info.modules)
+        if self._last is not None and self._last[0] == info.stage and self.records:
+            # what the previous step's update (and max-norm projection) moved each layer by:
+            # under RMSProp this, not the gradient norm, says whether a layer learns
+            self.records[-1]["update"] = {k: math.sqrt(sum(float(((a - b).astype("float64") ** 2).sum())
+                                                           for a, b in zip(v, self._last[1][k])))
+                                          for k, v in now.items() if k in self._last[1]}
+        self._last = (info.stage, now)
         if self.probe is not None and (info.step % self.every == 0):
             net = next((info.modules[m] for m in _MAIN if m in info.modules), None)
             if net is not None:
                 rec["act"] = activation_scales(net, self.probe)
         self.records.append(rec)
+
+
+def _weights(modules):
+    out = {}
+    for mname, mod in modules.items():
+        for pname, p in mod.named_parameters():
+            out.setdefault(_layer_of(mname, mod, pname), []).append(p.data.copy())
+    return out

@@ -56,8 +56,8 @@ STUDY_BUDGETS = {
     "gradients": _MNIST_BUDGET,
 }
 # the seeds each experiment runs by default, sized to its time budget on 2 cores
-DEFAULT_SEEDS = {"init": (0, 1, 2, 3, 4, 5), "depth": (0, 1, 2, 3, 4), "curves": (0, 1, 2), "ablate": (0, 1, 2, 3, 4),
-                 "position": (0, 1, 2), "gradients": (0, 1, 2)}
+DEFAULT_SEEDS = {"init": (0, 1, 2, 3, 4, 5), "depth": (0, 1, 2), "curves": (0, 1, 2), "ablate": (0, 1, 2, 3, 4),
+                 "position": (0, 1, 2), "gradients": (0, 1, 2, 3, 4)}
 # a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
 CHANCE_LINE = 0.5
 # the gradients experiment records the first GRADIENT_EPOCHS epochs of each stage (stage 1:
