@@ -32,7 +32,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tinyfit as tf  # noqa: E402
 import tinyfit.functional as F  # noqa: E402
 from tinyfit import backend  # noqa: E402
-from tinyfit.models import mnist_student, mnist_teacher  # noqa: E402
+from tinyfit.files import atomic_write  # noqa: E402
+from tinyfit.models import mnist_student, mnist_teacher, multiplications  # noqa: E402
+from tinyfit.provenance import provenance  # noqa: E402
 from tinyfit.optim import SGD, RMSProp  # noqa: E402
 
 
@@ -41,62 +43,29 @@ def sync(device):
         backend.synchronize()
 
 
-def conv_flops(model, batch):
-    """Multiply-adds x 2 of one forward pass (convs and the classifier), from the layer configs."""
-    flops, h, w, c = 0, 28, 28, 1
-    for name in model.layer_names:
-        m = model[name]
-        cfg = getattr(m, "config", {})
-        if type(m).__name__ == "MaxoutConv2d":
-            k, p, o = cfg["kernel"], cfg["pad"], cfg["channels"] * cfg["pieces"]
-            h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
-            flops += 2 * batch * h * w * k * k * c * o
-            c = cfg["channels"]
-            if cfg["pool"]:
-                h = F.pool_output_size(h, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
-                w = F.pool_output_size(w, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
-        elif type(m).__name__ == "Linear":
-            flops += 2 * batch * cfg["in_features"] * cfg["out_features"]
-    return flops
-
-
-def layer_gemms(k, pad, c, o, n, h, w, input_grad):
-    """{phase: [(a_shape, b_shape, transpose_a)]}: the GEMMs one training step of a stride-1
-    MaxoutConv2d layer performs, as conv2d's algorithm choice does them (functional/conv.py)."""
-    from tinyfit.functional.conv import Conv2d, _flipped_pays
-    from tinyfit.functional.conv_rows import _pairs
-    oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+def layer_gemms(model, batch):
+    """{phase: [(a shape, b shape, a transposed)]}: the GEMMs of one training step of the
+    model's conv layers, as conv2d's plan does them (functional.conv_plan; the first layer
+    needs no input gradient)."""
     g = {"forward": [], "weight grad": [], "input grad": []}
-    flipped = _flipped_pays(np.empty((k, k, c, o)), (n, h, w, c), 1, pad)
-    if Conv2d(1, pad).rows:  # one GEMM per kernel row over the output rows it reaches
-        for _, o0, o1, _ in _pairs(k, oh, h, pad):
-            m = (o1 - o0) * n * ow
-            g["forward"].append(((m, k * c), (k * c, o), False))
-            g["weight grad"].append(((m, k * c), (m, o), True))
-            if input_grad and not flipped:
-                g["input grad"].append(((m, o), (o, k * c), False))
-    else:  # im2col with the bias column (transposed for one channel); per-offset input gradient
-        m, kk = n * oh * ow, k * k * c + 1
-        if c == 1:
-            g["forward"].append(((kk, m), (kk, o), True))
-            g["weight grad"].append(((kk, m), (m, o), False))
-        else:
-            g["forward"].append(((m, kk), (kk, o), False))
-            g["weight grad"].append(((m, kk), (m, o), True))
-        if input_grad and not flipped:
-            g["input grad"] += [((m, o), (o, c), False)] * (k * k)
-    if input_grad and flipped:  # the convolution of gy with the flipped kernel
-        g["input grad"].append(((n * h * w, k * k * o), (k * k * o, c), False))
+    x, first = tf.Tensor(np.zeros((1,) + tuple(model.input_shape), np.float32)), True
+    with tf.no_grad():
+        for name in model.layer_names:
+            for m in model[name].modules():
+                if isinstance(m, tf.nn.Conv2d):
+                    shape = (batch,) + tuple(x.shape[1:])
+                    plan = F.conv_plan(shape, m.W.shape, m.stride, m.pad, bias=m.b is not None)
+                    for phase, gemms in plan.gemms.items():
+                        if not (first and phase == "input grad"):
+                            g[phase] += gemms
+                    first = False
+            x = model[name](x)
     return g
 
 
 def gemm_floor(which, batch, reps=5):
     """Milliseconds of the GEMMs alone of one training step, at the shapes the step's
     convolutions use (layer_gemms), each timed on random arrays (CPU)."""
-    model = (mnist_student if which == "student" else mnist_teacher)()
-    h = w = 28
-    c = 1
-    tot = {"forward": 0.0, "weight grad": 0.0, "input grad": 0.0}
     rng = np.random.default_rng(0)
 
     def med(f):
@@ -107,22 +76,12 @@ def gemm_floor(which, batch, reps=5):
             f()
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
-    first = True
-    for name in model.layer_names:
-        cfg = getattr(model[name], "config", {})
-        if type(model[name]).__name__ != "MaxoutConv2d":
-            continue
-        k, p, o = cfg["kernel"], cfg["pad"], cfg["channels"] * cfg["pieces"]
-        for phase, gemms in layer_gemms(k, p, c, o, batch, h, w, not first).items():
-            for a_shape, b_shape, trans in gemms:
-                a = rng.random(a_shape, dtype=np.float32)
-                b_ = rng.random(b_shape, dtype=np.float32)
-                tot[phase] += med(lambda a=a, b_=b_, trans=trans: (a.T if trans else a) @ b_)
-        first = False
-        c, h, w = cfg["channels"], h + 2 * p - k + 1, w + 2 * p - k + 1
-        if cfg["pool"]:
-            h = F.pool_output_size(h, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
-            w = F.pool_output_size(w, cfg["pool"], cfg["pool_stride"], 0, cfg["ceil_mode"])
+    tot = {}
+    for phase, gemms in layer_gemms(MODELS[which](), batch).items():
+        tot[phase] = 0.0
+        for a_shape, b_shape, trans in gemms:
+            a, b = rng.random(a_shape, dtype=np.float32), rng.random(b_shape, dtype=np.float32)
+            tot[phase] += med(lambda a=a, b=b, trans=trans: (a.T if trans else a) @ b)
     return {k: 1000 * v for k, v in tot.items()}
 
 
@@ -141,10 +100,13 @@ def gemm_peak(device, n=2048, reps=5):
     return 2 * n ** 3 / min(ts) / 1e9
 
 
+MODELS = {"student": mnist_student, "teacher": mnist_teacher}
+
+
 class TinyfitNet:
     def __init__(self, which, batch, device):
         rng = np.random.default_rng(0)
-        self.model = (mnist_student if which == "student" else mnist_teacher)(rng=rng).to(device)
+        self.model = MODELS[which](rng=rng).to(device)
         params = self.model.parameters()
         self.opt = RMSProp(params) if which == "student" else SGD(params, 0.05, 0.5)
         x = rng.random((batch, 28, 28, 1), dtype=np.float32)
@@ -171,67 +133,12 @@ class TinyfitNet:
 
 
 class TorchNet:
-    """The same networks in PyTorch (NCHW), same optimisers; the reference timing."""
+    """The PyTorch twin (benchmarks/torch_twin.py), built from the tinyfit model's spec."""
     def __init__(self, which, batch, device):
-        import torch
-        import torch.nn as nn
-        torch.manual_seed(0)
-        self.torch, self.device = torch, device
-
-        class Maxout(nn.Module):
-            def __init__(self, cin, ch, pieces, k, pad, pool, stride, p_drop=0.0):
-                super().__init__()
-                self.drop = nn.Dropout(p_drop) if p_drop else nn.Identity()
-                self.conv = nn.Conv2d(cin, ch * pieces, k, padding=pad)
-                self.ch, self.pieces = ch, pieces
-                self.pool = nn.MaxPool2d(pool, stride, ceil_mode=True) if pool else nn.Identity()
-
-            def forward(self, x):
-                y = self.conv(self.drop(x))
-                n, _, h, w = y.shape
-                y = y.view(n, self.ch, self.pieces, h, w).amax(2)
-                return self.pool(y)
-
-        if which == "student":
-            self.model = nn.Sequential(
-                Maxout(1, 16, 2, 5, 0, None, None), Maxout(16, 16, 2, 3, 0, 4, 2),
-                Maxout(16, 16, 2, 5, 3, None, None), Maxout(16, 16, 2, 3, 0, 4, 2),
-                Maxout(16, 12, 4, 3, 3, None, None), Maxout(12, 12, 4, 3, 0, 2, 2),
-                nn.Flatten(), nn.Linear(108, 10))
-            self.opt = torch.optim.RMSprop(self.model.parameters(), lr=0.0005, alpha=0.9, eps=1e-5)
-        else:
-            self.model = nn.Sequential(
-                Maxout(1, 48, 2, 8, 0, 4, 2, 0.2), Maxout(48, 48, 2, 8, 3, 4, 2, 0.5),
-                Maxout(48, 24, 4, 5, 3, 2, 2, 0.5), nn.Flatten(), nn.Dropout(0.5), nn.Linear(216, 10))
-            self.opt = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.5)
-        dev = "cuda" if device == "cuda" else "cpu"
-        self.model.to(dev)
-        self.x = torch.rand(batch, 1, 28, 28, device=dev)
-        self.y = torch.randint(0, 10, (batch,), device=dev)
-        self.loss = nn.CrossEntropyLoss()
-
-    def _sync(self):
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
-
-    def step(self):
-        self.model.train()
-        self.opt.zero_grad()
-        self.loss(self.model(self.x), self.y).backward()
-        self.opt.step()
-        # the max-norm projection that tinyfit's optimiser applies after each update
-        with self.torch.no_grad():
-            for p in self.model.parameters():
-                if p.dim() == 4:
-                    n = p.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
-                    p.mul_(n.clamp(max=1.9365) / n.clamp(min=1e-12))
-        self._sync()
-
-    def forward(self):
-        self.model.eval()
-        with self.torch.no_grad():
-            self.model(self.x)
-        self._sync()
+        from torch_twin import torch_twin
+        model = MODELS[which]()
+        self.model, self.step, self.forward = torch_twin(model, "rmsprop" if which == "student" else "sgd", batch,
+                                                         device)
 
 
 def time_calls(fn, n):
@@ -283,70 +190,12 @@ def import_seconds(reps=5):
                                                   check=True).stdout) for _ in range(reps))
 
 
-class TransferCounter:
-    """Counts calls of wrapped methods and functions, outermost calls only: CuPy's
-    ``__float__``, ``item`` and ``__bool__`` call ``get()`` inside, which is one copy, not two.
-
-    wrap(owner, name, kind, only_host_args): count ``owner.name`` calls under ``kind``
-    (with only_host_args, only calls whose first argument is a NumPy array). Use as a
-    context manager; the originals are restored on exit."""
-    def __init__(self):
-        self.counts, self._saved, self._depth = {}, {}, 0
-
-    def wrap(self, owner, name, kind, only_host_args=False):
-        orig = getattr(owner, name)
-        self._saved[(owner, name)] = orig
-        self.counts.setdefault(kind, 0)
-
-        def f(*args, **kw):
-            if self._depth == 0 and (not only_host_args or (args and isinstance(args[0], np.ndarray))):
-                self.counts[kind] += 1
-            self._depth += 1
-            try:
-                return orig(*args, **kw)
-            finally:
-                self._depth -= 1
-        setattr(owner, name, f)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for (owner, name), orig in self._saved.items():
-            setattr(owner, name, orig)
-
-
-def count_transfers(batch, steps=10):
-    """Host<->device copies per training step on CUDA, counted by wrapping CuPy's transfer
-    entry points, for a loop that logs the loss and the batch error like tinyfit.training.fit."""
-    import cupy
-    from tinyfit.training import _finite
-    net = TinyfitNet("student", batch, "cuda")
-    net.step()
-    with TransferCounter() as tc:
-        for name in ("get", "item", "__float__", "__int__", "__bool__"):
-            tc.wrap(cupy.ndarray, name, "to_host")
-        for name in ("asarray", "array"):
-            tc.wrap(cupy, name, "to_device", only_host_args=True)
-        for _ in range(steps):
-            net.opt.zero_grad()
-            out = net.model(tf.Tensor(net.x))
-            loss = F.cross_entropy(out, net.y)
-            loss.backward()
-            lv = float(loss.data)  # the logged loss
-            _finite(lv, net.opt.params)
-            float((out.data.argmax(axis=1) != net.y).mean())  # the logged batch error
-            net.opt.step()
-    return {k: v / steps for k, v in tc.counts.items()}
-
-
 def profile_table(which, batch, device, steps=10):
     from tinyfit.profiler import profile
     net = TinyfitNet(which, batch, device)
     net.step()
     with profile() as prof:
         for _ in range(steps):
-            prof.time(("optimizer", "update"), lambda: None)
             net.model.train()
             net.opt.zero_grad()
             loss = F.cross_entropy(net.model(tf.Tensor(net.x)), net.y)
@@ -365,7 +214,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5, help="calls timed per repetition")
     p.add_argument("--nets", default="student,teacher")
     p.add_argument("--gemm-floor", action="store_true", help="also time the GEMMs alone (CPU)")
+    p.add_argument("--json", help="write the results (with commit, command and machine) to this file")
     a = p.parse_args(argv)
+    t0 = time.perf_counter()
     backend.tune_malloc()  # as the training commands do
     device = backend.check_device(a.device)
     # measured first, in a fresh process, so that nothing imported here can affect it
@@ -387,7 +238,7 @@ def main(argv=None):
             nets = {"tinyfit": TinyfitNet(which, batch, device)}
             if torch_ok:
                 nets["torch"] = TorchNet(which, batch, device)
-            fl = conv_flops(nets["tinyfit"].model, batch)
+            fl = 2 * batch * multiplications(nets["tinyfit"].model)
             for what, label, mult in (("forward", "forward", 1), ("step", "train step", 3)):
                 med = measure(nets, what, a.reps, a.steps)
                 row = dict(net=which, batch=batch, what=label, tinyfit_ms=1000 * med["tinyfit"],
@@ -400,11 +251,7 @@ def main(argv=None):
                       f"({row['gflops']:5.1f} GFLOP/s, {100 * row['gflops'] / peak:4.1f}% of peak)"
                       + (f"   torch {row['torch_ms']:8.1f} ms   ratio {row['ratio']:.2f}" if "ratio" in row else ""),
                       flush=True)
-    result = {"device": device, "gemm_peak_gflops": peak, "rows": rows}
-    if device == "cuda":
-        result["transfers_per_step"] = count_transfers(a.batch[0])
-        print(f"host<->device copies per student training step (3 logged scalars expected): "
-              f"{result['transfers_per_step']}")
+    result = {"provenance": provenance(), "device": device, "gemm_peak_gflops": peak, "rows": rows}
     if device == "cpu":
         result["peak_rss_mb_200_student_steps"] = rss
         result["import_seconds"] = import_seconds()
@@ -423,7 +270,12 @@ def main(argv=None):
         for which in a.nets.split(","):
             print(f"\nprofile: {which}, batch {a.batch[0]}, per training step\n" +
                   profile_table(which, a.batch[0], device))
-    print(json.dumps(result))
+    result["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if a.json:
+        atomic_write(a.json, json.dumps(result, indent=2))
+        print(f"results: {a.json}")
+    else:
+        print(json.dumps(result))
     return result
 
 

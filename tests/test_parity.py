@@ -60,3 +60,35 @@ def test_initial_weights_identical_on_both_devices():
     assert gpu.device == "cuda"
     for (n, a), (_, b) in zip(cpu.state_dict().items(), gpu.state_dict().items()):
         assert np.array_equal(a, b), n
+
+
+def test_a_training_step_copies_three_logged_scalars_to_the_host_and_nothing_to_the_device():
+    """As tinyfit.training.fit logs a step: the loss, the finiteness check and the batch
+    error are read on the host; nothing is uploaded."""
+    import cupy
+    import tinyfit as tf
+    from tinyfit.models import mnist_student
+    from tinyfit.optim import RMSProp
+    from tinyfit.training import all_finite
+    from transfers import TransferCounter
+    rng = np.random.default_rng(0)
+    model = mnist_student(rng=rng).to("cuda")
+    opt = RMSProp(model.parameters())
+    x = backend.to_device(rng.random((128, 28, 28, 1), dtype=np.float32), "cuda")
+    y = backend.to_device(rng.integers(0, 10, 128), "cuda")
+    steps = 5
+    with TransferCounter() as tc:
+        for name in ("get", "item", "__float__", "__int__", "__bool__"):
+            tc.wrap(cupy.ndarray, name, "to_host")
+        for name in ("asarray", "array"):
+            tc.wrap(cupy, name, "to_device", only_host_args=True)
+        for _ in range(steps):
+            opt.zero_grad()
+            out = model(tf.Tensor(x))
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            lv = float(loss.data)
+            all_finite(lv, opt.params)
+            float((out.data.argmax(axis=1) != y).mean())
+            opt.step()
+    assert tc.counts == {"to_host": 3 * steps, "to_device": 0}

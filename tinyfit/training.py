@@ -25,7 +25,8 @@ import numpy as np
 from . import backend
 from .checkpoint import CheckpointError, load_archive, save_archive
 
-__all__ = ["FitConfig", "FitResult", "TrainState", "StepInfo", "NonFiniteError", "Interrupted", "fit", "Progress"]
+__all__ = ["FitConfig", "FitResult", "TrainState", "StepInfo", "NonFiniteError", "Interrupted", "fit", "Progress",
+           "all_finite"]
 
 
 class NonFiniteError(RuntimeError):
@@ -157,7 +158,7 @@ def _load_states(modules, arrays, prefix, path):
             raise CheckpointError(f"{path}: checkpoint does not match module {m!r}: {e}") from None
 
 
-def _finite(loss_value, params):
+def all_finite(loss_value, params):
     """Loss and all gradients finite? One reduction and one scalar read for all gradients
     (a NaN or inf anywhere makes the float64 total non-finite)."""
     if not math.isfinite(loss_value):
@@ -309,7 +310,7 @@ def _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage
         loss, err = loss_fn(idx_list[step])
         loss.backward()
         lv = float(loss.data)
-        if not _finite(lv, params):
+        if not all_finite(lv, params):
             bar.close()
             raise NonFiniteError(
                 f"{stage}: non-finite loss or gradient at epoch {state.epoch}, step {step + 1} (loss {lv}); "

@@ -25,12 +25,74 @@ input, take it as a convolution of gy with the flipped kernel instead.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .. import backend
 from ..autograd import Function
-from .conv_rows import rows_forward, rows_input_grad, rows_weight_grad
+from .conv_rows import row_pairs, rows_forward, rows_input_grad, rows_weight_grad
 from .window import conv_output_size, inside, pad_to, sweep
 
-__all__ = ["im2col", "im2col_k_major", "conv2d", "conv_output_size"]
+__all__ = ["im2col", "im2col_k_major", "conv2d", "conv_output_size", "ConvPlan", "conv_plan"]
+
+ALGORITHMS = ("auto", "im2col", "rows")
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """How conv2d computes one layer, decided once from its shapes (``conv_plan``).
+
+    forward: 'rows' (conv_rows.py), 'im2col', or 'im2col-k-major' (one input channel: the
+    column matrix built transposed). input_grad: 'rows', 'offsets' (one GEMM per kernel
+    offset, added where it lands inside the input) or 'flipped' (a convolution of gy with
+    the flipped kernel, when the output has at least twice the input's positions).
+    gemms: {'forward' | 'weight grad' | 'input grad': [(a shape, b shape, a transposed)]},
+    the matrix products one training step of the layer performs."""
+    forward: str
+    input_grad: str
+    gemms: dict
+
+
+def conv_plan(x_shape, w_shape, stride=1, pad=0, algorithm="auto", bias=True):
+    """The ConvPlan of a convolution of x (N, H, W, C_in) with W (kh, kw, C_in, C_out):
+    'auto' takes kernel rows for padded stride-1 layers (no work on padding rows), im2col
+    otherwise."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"conv2d algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "rows" and stride != 1:
+        raise ValueError(f"conv2d algorithm='rows' needs stride 1, got stride={stride}; use 'im2col'")
+    N, H, Wd, C = x_shape
+    kh, kw, _, O = w_shape
+    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
+    rows = algorithm == "rows" or (algorithm == "auto" and stride == 1 and pad > 0)
+    flipped = stride == 1 and kh == kw and OH * OW >= 2 * H * Wd
+    g = {"forward": [], "weight grad": [], "input grad": []}
+    if rows:  # one GEMM per kernel row over the output rows it reaches
+        for _, o0, o1, _ in row_pairs(kh, OH, H, pad):
+            m = (o1 - o0) * N * OW
+            g["forward"].append(((m, kw * C), (kw * C, O), False))
+            g["weight grad"].append(((m, kw * C), (m, O), True))
+            if not flipped:
+                g["input grad"].append(((m, O), (O, kw * C), False))
+    else:  # the bias folded in as a column of ones
+        m, k = N * OH * OW, kh * kw * C + bool(bias)
+        if C == 1:
+            g["forward"].append(((k, m), (k, O), True))
+            g["weight grad"].append(((k, m), (m, O), False))
+        else:
+            g["forward"].append(((m, k), (k, O), False))
+            g["weight grad"].append(((m, k), (m, O), True))
+        if not flipped:
+            reach = sum(1 for i in range(kh) for j in range(kw)
+                        if _reaches(inside(i, OH, H, stride, pad)) and _reaches(inside(j, OW, Wd, stride, pad)))
+            g["input grad"] += [((m, O), (O, C), False)] * reach
+    if flipped:
+        g["input grad"].append(((N * H * Wd, kh * kw * O), (kh * kw * O, C), False))
+    return ConvPlan("rows" if rows else "im2col-k-major" if C == 1 else "im2col",
+                    "flipped" if flipped else "rows" if rows else "offsets", g)
+
+
+def _reaches(span):
+    return span[0] < span[1]
 
 
 def _check(x_shape, kh, kw, stride, pad, C_w=None):
@@ -106,16 +168,6 @@ def im2col_k_major(x, kh, kw, stride=1, pad=0, ones=False):
     return colT.reshape(kh * kw + ones, N * OH * OW)
 
 
-def _flipped_pays(W, x_shape, stride, pad):
-    """Whether the input gradient is cheaper as a convolution of gy with the flipped kernel:
-    stride 1 and an output with at least twice the input's positions (heavy padding: most
-    per-offset products would land in the padding)."""
-    kh, kw = W.shape[:2]
-    H, Wd = x_shape[1:3]
-    OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
-    return stride == 1 and kh == kw and OH * OW >= 2 * H * Wd
-
-
 def _input_grad(gy2, W, x_shape, stride, pad):
     """dL/dx (N, H, W, C_in) from gy2 (N*OH*OW, C_out): im2col^T(gy2 @ W^T).
 
@@ -164,17 +216,18 @@ class Conv2d(Function):
     """y (N, OH, OW, C_out) = conv(x (N, H, W, C_in), W (kh, kw, C_in, C_out)) + b (C_out,).
 
     ``algorithm``: 'im2col' (any stride; see above), 'rows' (stride 1; conv_rows.py: no
-    work on padded rows, a kw- rather than kh*kw-times copy of the input) or 'auto':
-    rows for padded stride-1 layers, im2col otherwise."""
-    ALGORITHMS = ("auto", "im2col", "rows")
+    work on padded rows, a kw- rather than kh*kw-times copy of the input) or 'auto';
+    ``conv_plan`` decides, once per call, how the forward pass and the input gradient are
+    computed."""
+    ALGORITHMS = ALGORITHMS
 
     def __init__(self, stride=1, pad=0, algorithm="auto"):
         self.stride, self.pad = int(stride), int(pad)
-        if algorithm not in self.ALGORITHMS:
-            raise ValueError(f"conv2d algorithm must be one of {self.ALGORITHMS}, got {algorithm!r}")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"conv2d algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         if algorithm == "rows" and self.stride != 1:
             raise ValueError(f"conv2d algorithm='rows' needs stride 1, got stride={stride}; use 'im2col'")
-        self.rows = algorithm == "rows" or (algorithm == "auto" and self.stride == 1 and self.pad > 0)
+        self.algorithm = algorithm
 
     def forward(self, x, W, b=None):
         if W.ndim != 4:
@@ -184,11 +237,12 @@ class Conv2d(Function):
         if b is not None and b.shape != (C_out,):
             raise ValueError(f"conv2d bias must have shape ({C_out},) (one per output channel), got {b.shape}")
         self.W, self.x_shape, self.bias = W, x.shape, b is not None
-        if self.rows:
+        self.plan = conv_plan(x.shape, W.shape, self.stride, self.pad, self.algorithm, self.bias)
+        if self.plan.forward == "rows":
             y, self.xw = rows_forward(x, W, b, self.pad)
             return y
         K = kh * kw * C_in
-        if C_in == 1:  # a first layer: the transposed column matrix copies faster
+        if self.plan.forward == "im2col-k-major":
             col = im2col_k_major(x, kh, kw, self.stride, self.pad, ones=self.bias).T
         else:
             col = im2col(x, kh, kw, self.stride, self.pad, ones=self.bias)
@@ -200,15 +254,15 @@ class Conv2d(Function):
         return (col @ W2).reshape(x.shape[0], OH, OW, C_out)
 
     def backward(self, gy):
-        W = self.W
+        W, plan = self.W, self.plan
         kh, kw, C_in, C_out = W.shape
         want_x, want_W = self.needs_grad[0], self.needs_grad[1]
         want_b = self.bias and self.needs_grad[2]
         gx = gW = gb = None
-        if want_x and _flipped_pays(W, self.x_shape, self.stride, self.pad):
+        if want_x and plan.input_grad == "flipped":
             gx = _input_grad_transposed(gy, W, self.x_shape, self.pad)
             want_x = False
-        if self.rows:
+        if plan.forward == "rows":
             xp = backend.get_array_module(gy)
             N, OH, OW, _ = gy.shape
             gyt = xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(OH, N * OW, C_out)

@@ -11,7 +11,7 @@ reads, for every image, form one contiguous matrix:
 * y:  (OH, N*OW, C_out)    -- y[oh] = sum over kernel rows i of xw[oh + i - pad] @ W[i]
 
 Kernel row i contributes only to the output rows whose input row oh + i - pad lies in
-the image (window._inside), so the padded rows are never multiplied: for the teacher's
+the image (window.inside), so the padded rows are never multiplied: for the teacher's
 8x8 pad-3 layer on 10x10 maps, 56 of the 72 (output row, kernel row) pairs. The weight
 gradient is the same sum transposed (one GEMM per kernel row) and the input gradient
 one GEMM per kernel row (kw*C_in columns at once), summed over the kernel rows, whose kw
@@ -42,7 +42,7 @@ def row_windows(x, kw, pad, xp):
     return xw.reshape(H, N * OW, kw * C)
 
 
-def _pairs(kh, OH, H, pad):
+def row_pairs(kh, OH, H, pad):
     """(kernel row i, first output row, last output row + 1, first input row) for each
     kernel row that reaches the image, the widest first."""
     rows = [(i,) + inside(i, OH, H, 1, pad) for i in range(kh)]
@@ -80,7 +80,7 @@ def rows_forward(x, W, b, pad):
     W3 = W.reshape(kh, kw * C_in, C_out)
     y = _sum_row_products(xp.empty((OH, N * OW, C_out), dtype=x.dtype),
                           [(xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in), W3[i], slice(o0, o1))
-                           for i, o0, o1, h0 in _pairs(kh, OH, H, pad)], xp)
+                           for i, o0, o1, h0 in row_pairs(kh, OH, H, pad)], xp)
     if b is not None:
         def bias(lo, hi):
             y[:, lo:hi] += b
@@ -93,7 +93,7 @@ def rows_weight_grad(xw, gyt, W_shape, pad, H):
     xp = backend.get_array_module(gyt)
     kh, kw, C_in, C_out = W_shape
     gW = xp.zeros((kh, kw * C_in, C_out), dtype=gyt.dtype)
-    for i, o0, o1, h0 in _pairs(kh, gyt.shape[0], H, pad):
+    for i, o0, o1, h0 in row_pairs(kh, gyt.shape[0], H, pad):
         xp.matmul(xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in).T, gyt[o0:o1].reshape(-1, C_out), out=gW[i])
     return gW.reshape(W_shape)
 
@@ -111,7 +111,7 @@ def rows_input_grad(gyt, W, x_shape, pad):
     W3t = W.reshape(kh, kw * C_in, C_out).transpose(0, 2, 1)  # (kh, C_out, kw*C_in)
     gxw = _sum_row_products(xp.empty((H, N * OW, kw * C_in), dtype=gyt.dtype),
                             [(gyt[o0:o1].reshape(-1, C_out), W3t[i], slice(h0, h0 + o1 - o0))
-                             for i, o0, o1, h0 in _pairs(kh, OH, H, pad)], xp)
+                             for i, o0, o1, h0 in row_pairs(kh, OH, H, pad)], xp)
     g5 = gxw.reshape(H, N, OW, kw, C_in)
     gt = xp.zeros((H, N, Wd, C_in), dtype=gyt.dtype)
     cols = [(j,) + inside(j, OW, Wd, 1, pad) for j in range(kw)]

@@ -1,17 +1,8 @@
-"""The benchmark's host<->device copy counter, on a stand-in array type whose
+"""The host<->device copy counter of the GPU tests, on a stand-in array type whose
 ``__float__`` calls ``get()`` inside, as CuPy's does."""
-import importlib.util
-import os
-
 import numpy as np
 
-
-def _bench():
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_step.py")
-    spec = importlib.util.spec_from_file_location("bench_step", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from transfers import TransferCounter
 
 
 class FakeDeviceArray:
@@ -35,9 +26,8 @@ class FakeModule:
 
 
 def test_nested_reads_count_once_and_originals_come_back():
-    bench = _bench()
     orig_float = FakeDeviceArray.__float__
-    with bench.TransferCounter() as tc:
+    with TransferCounter() as tc:
         for name in ("get", "item", "__float__"):
             tc.wrap(FakeDeviceArray, name, "to_host")
         tc.wrap(FakeModule, "asarray", "to_device", only_host_args=True)
