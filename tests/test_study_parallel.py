@@ -18,7 +18,6 @@ from tinyfit.pipeline import BUDGETS, PipelineConfig
 from tinyfit.study import StudyError, run_study, train_run
 from test_study import load_example
 
-pytest.importorskip("mlxtend")
 ARGS = ["curves", "--quick", "--seeds", "0,1", "--no-progress"]
 
 

