@@ -25,8 +25,8 @@ import numpy as np
 from . import backend
 from .checkpoint import CheckpointError, load_archive, save_archive
 
-__all__ = ["FitConfig", "FitResult", "TrainState", "StepInfo", "NonFiniteError", "Interrupted", "fit", "Progress",
-           "all_finite"]
+__all__ = ["FitConfig", "FitResult", "TrainState", "RunningSums", "StepInfo", "NonFiniteError", "Interrupted", "fit",
+           "Progress", "all_finite"]
 
 
 class NonFiniteError(RuntimeError):
@@ -60,10 +60,34 @@ class FitConfig:
 
 
 @dataclass
+class RunningSums:
+    """The current epoch's running totals: the sum of the batch losses over ``steps`` steps,
+    and of the batch error rates over the ``err_steps`` steps that reported one."""
+    loss: float = 0.0
+    err: float = 0.0
+    err_steps: int = 0
+    steps: int = 0
+
+    def add(self, loss, err):
+        self.loss += loss
+        self.steps += 1
+        if err is not None:
+            self.err += err
+            self.err_steps += 1
+
+    def record(self, epoch, val):
+        """The epoch's history entry: mean training loss (and error), validation metric."""
+        rec = {"epoch": epoch, "train_loss": self.loss / max(self.steps, 1), "val": val}
+        if self.err_steps:
+            rec["train_err"] = self.err / self.err_steps
+        return rec
+
+
+@dataclass
 class TrainState:
     """Where a stage is: the next epoch and step, the best validation so far, the history.
-    ``sums``: the current epoch's running loss, error and step counts (kept across a resume
-    so that the epoch's history line covers all its steps)."""
+    ``sums``: the current epoch's running totals (kept across a resume so that the epoch's
+    history line covers all its steps)."""
     epoch: int = 1
     step: int = 0
     best_val: float = math.inf
@@ -71,7 +95,13 @@ class TrainState:
     bad_epochs: int = 0
     history: list = field(default_factory=list)
     seconds: float = 0.0
-    sums: list = field(default_factory=lambda: [0.0, 0.0, 0, 0])
+    sums: RunningSums = field(default_factory=RunningSums)
+
+    def __post_init__(self):
+        if isinstance(self.sums, dict):  # as a checkpoint stores it
+            self.sums = RunningSums(**self.sums)
+        elif isinstance(self.sums, (list, tuple)):  # checkpoints of earlier versions
+            self.sums = RunningSums(*self.sums[:2], *map(int, self.sums[2:]))
 
 
 @dataclass(frozen=True)
@@ -254,24 +284,23 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
         if ckpt_path is not None:
             _save(ckpt_path, stage, cfg, meta, state, modules, best, optimizer, rng, perm_now)
 
-    with _Interrupt() as intr:
+    clock = _Clock(state)
+    run = _StageRun(stage, cfg, n_train, xp, loss_fn, optimizer, params, progress, None, save, ckpt_path,
+                    tuple(step_hooks), modules, clock)
+    with _Interrupt() as run.intr:
         while state.epoch <= cfg.epochs and state.bad_epochs < cfg.patience:
-            t0 = time.perf_counter()
+            clock.start()
             for hook in epoch_hooks:
                 hook(state.epoch)
             if perm is None:
                 order = rng.permutation(n_train)
-                state.step, state.sums = 0, [0.0, 0.0, 0, 0]
+                state.step, state.sums = 0, RunningSums()
             else:  # an interrupted epoch, even one stopped before its first step: its saved order
                 order = perm
-            t0 = _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr,
-                            save, ckpt_path, t0, step_hooks, modules)
+            _run_epoch(state, order, run)
             val = float(val_fn())
-            state.seconds += time.perf_counter() - t0
-            tot_loss, tot_err, n_err, n_steps = state.sums
-            rec = {"epoch": state.epoch, "train_loss": tot_loss / max(n_steps, 1), "val": val}
-            if n_err:
-                rec["train_err"] = tot_err / n_err
+            clock.lap()
+            rec = state.sums.record(state.epoch, val)
             state.history.append(rec)
             if val < state.best_val:
                 state.best_val, state.best_epoch, state.bad_epochs = val, state.epoch, 0
@@ -280,56 +309,82 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
                 state.bad_epochs += 1
             if progress:
                 print(_epoch_line(stage, state.epoch, rec, state), flush=True)
-            state.epoch, state.step, state.sums, perm = state.epoch + 1, 0, [0.0, 0.0, 0, 0], None
+            state.epoch, state.step, state.sums, perm = state.epoch + 1, 0, RunningSums(), None
             save(None)
     _load_states(modules, {f"best/{k}": v for k, v in best.items()}, "best", "best weights")
     return FitResult(stage, state.best_val, state.best_epoch, len(state.history), state.seconds, state.history)
 
 
-def _run_epoch(state, order, cfg, n_train, xp, loss_fn, optimizer, params, stage, progress, intr, save, ckpt_path,
-               t0, step_hooks=(), modules=None):
+@dataclass
+class _StageRun:
+    """What stays the same through the epochs of one stage."""
+    stage: str
+    cfg: FitConfig
+    n_train: int
+    xp: object
+    loss_fn: object
+    optimizer: object
+    params: list
+    progress: bool
+    intr: object
+    save: object
+    ckpt_path: object
+    step_hooks: tuple
+    modules: dict
+    clock: object
+
+
+class _Clock:
+    """Adds the training time of a stage to ``state.seconds`` in laps, so that a checkpoint
+    written mid-epoch holds the time spent so far."""
+    def __init__(self, state):
+        self.state, self.t0 = state, time.perf_counter()
+
+    def start(self):
+        self.t0 = time.perf_counter()
+
+    def lap(self):
+        now = time.perf_counter()
+        self.state.seconds += now - self.t0
+        self.t0 = now
+
+
+def _run_epoch(state, order, run):
     """The optimiser steps of one epoch from ``state.step`` on, in batch ``order``; keeps
     ``state.step`` and ``state.sums`` current, checkpoints every ``cfg.checkpoint_every``
-    steps and on Ctrl-C. Returns the start of the epoch's current timing interval."""
-    bs = cfg.batch_size
-    stop = n_train - n_train % bs if cfg.drop_last else n_train
-    dev_order = xp.asarray(order)  # one copy per epoch; batches are slices on the device
+    steps and on Ctrl-C."""
+    bs, n = run.cfg.batch_size, run.n_train
+    stop = n - n % bs if run.cfg.drop_last else n
+    dev_order = run.xp.asarray(order)  # one copy per epoch; batches are slices on the device
     idx_list = [dev_order[i:i + bs] for i in range(0, stop, bs)]
-    bar = Progress(stage, state.epoch, len(idx_list), progress)
+    bar = Progress(run.stage, state.epoch, len(idx_list), run.progress)
     if bar.bar is not None and state.step:
         bar.bar.update(state.step)
     for step in range(state.step, len(idx_list)):
         state.step = step
-        if intr.flag:
-            state.seconds += time.perf_counter() - t0
-            save(order)
-            bar.close(f"{stage}: interrupted at epoch {state.epoch}, step {step}"
-                      + ("; checkpoint saved" if ckpt_path else ""))
-            raise Interrupted(ckpt_path)
-        optimizer.zero_grad()
-        loss, err = loss_fn(idx_list[step])
+        if run.intr.flag:
+            run.clock.lap()
+            run.save(order)
+            bar.close(f"{run.stage}: interrupted at epoch {state.epoch}, step {step}"
+                      + ("; checkpoint saved" if run.ckpt_path else ""))
+            raise Interrupted(run.ckpt_path)
+        run.optimizer.zero_grad()
+        loss, err = run.loss_fn(idx_list[step])
         loss.backward()
         lv = float(loss.data)
-        if not all_finite(lv, params):
+        if not all_finite(lv, run.params):
             bar.close()
             raise NonFiniteError(
-                f"{stage}: non-finite loss or gradient at epoch {state.epoch}, step {step + 1} (loss {lv}); "
-                f"the last good checkpoint is kept{' at ' + str(ckpt_path) if ckpt_path else ''}. "
+                f"{run.stage}: non-finite loss or gradient at epoch {state.epoch}, step {step + 1} (loss {lv}); "
+                f"the last good checkpoint is kept{' at ' + str(run.ckpt_path) if run.ckpt_path else ''}. "
                 "Lower the learning rate or check the input data.")
-        for hook in step_hooks:
-            hook(StepInfo(stage, state.epoch, step, lv, modules))
-        optimizer.step()
-        s = state.sums
-        s[0] += lv
-        s[3] += 1
-        if err is not None:
-            s[1] += err
-            s[2] += 1
+        for hook in run.step_hooks:
+            hook(StepInfo(run.stage, state.epoch, step, lv, run.modules))
+        run.optimizer.step()
+        state.sums.add(lv, err)
         bar.update(lv, err)
         state.step = step + 1
-        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < len(idx_list):
-            state.seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save(order)
+        if run.cfg.checkpoint_every and (step + 1) % run.cfg.checkpoint_every == 0 and step + 1 < len(idx_list):
+            run.clock.lap()
+            run.save(order)
     bar.close("")
-    return t0

@@ -7,6 +7,8 @@ one input, the first maximum in scan order, which is the correct subgradient at 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import backend
@@ -82,16 +84,17 @@ class _AxisMax:
         out[self.axis] = self.n_out
         return (tuple(blocks) if self.s > 1 and self.r > 1 else None), tuple(out)
 
-    def forward(self, x, blocks, out, idx_b, idx_w, xp):
+    def forward(self, x, blocks, out, block_winners, window_winners, xp):
         a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
+        idx_b, idx_w = block_winners, window_winners
         if s > 1:
             b = blocks if r > 1 else out
             full = self._full(x.shape[a])
             _select_max([x[_along(x.ndim, a, j, j + s * (full - 1) + 1, s)] for j in range(s)],
-                        b[_along(x.ndim, a, 0, full)], _batch_along(idx_b, a, 0, full), xp)
+                        b[_along(x.ndim, a, 0, full)], _slice_or_none(idx_b, a, 0, full), xp)
             if full < nb:  # ceil mode: the last block hangs over the end, only its first positions exist
                 rest = [x[_along(x.ndim, a, j, j + 1)] for j in range(s * full, x.shape[a])]
-                _select_max(rest, b[_along(x.ndim, a, full, nb)], _batch_along(idx_b, a, full, nb), xp)
+                _select_max(rest, b[_along(x.ndim, a, full, nb)], _slice_or_none(idx_b, a, full, nb), xp)
         else:
             b = x
         if r > 1:
@@ -104,8 +107,9 @@ class _AxisMax:
         where the last window may hang fewer than s positions over the end)."""
         return min(self.nb, length // self.s)
 
-    def backward(self, gy, in_shape, idx_b, idx_w, xp):
+    def backward(self, gy, in_shape, block_winners, window_winners, xp):
         a, s, r, nb, n = self.axis, self.s, self.r, self.nb, self.n_out
+        idx_b, idx_w = block_winners, window_winners
         nd = gy.ndim
         gb = gy
         if r > 1:  # overlapping windows: a block's gradient sums over the windows it won
@@ -122,22 +126,37 @@ class _AxisMax:
             return gb
         g = xp.empty(in_shape, dtype=gy.dtype)
         full = self._full(in_shape[a])
-        _route(gb[_along(nd, a, 0, full)], _batch_along(idx_b, a, 0, full), s,
+        _route(gb[_along(nd, a, 0, full)], _slice_or_none(idx_b, a, 0, full), s,
                [g[_along(nd, a, j, j + s * (full - 1) + 1, s)] for j in range(s)], xp)
         if full < nb:
             last = _along(nd, a, full, nb)
             parts = [g[_along(nd, a, j, j + 1)] for j in range(s * full, in_shape[a])]
-            _route(gb[last], _batch_along(idx_b, a, full, nb), len(parts), parts, xp)
+            _route(gb[last], _slice_or_none(idx_b, a, full, nb), len(parts), parts, xp)
         return g
 
 
-def _batch_along(a, axis, start, stop):
+def _slice_or_none(a, axis, start, stop):
     """a[..., start:stop, ...] along ``axis``, or None for a buffer a step does not use."""
     return None if a is None else a[_along(a.ndim, axis, start, stop)]
 
 
 def _index(shape, n, xp):
     return xp.empty(shape, dtype=bool if n == 2 else index_dtype(n))
+
+
+@dataclass
+class _Step:
+    """One _AxisMax step of separable pooling and its buffers: the block maxima, the output,
+    and (when a graph is recorded) which position won each block and which block each window."""
+    axis_max: _AxisMax
+    in_shape: tuple
+    blocks: object
+    out: object
+    block_winners: object
+    window_winners: object
+
+    def buffers(self):
+        return self.blocks, self.out, self.block_winners, self.window_winners
 
 
 class MaxPool2d(Function):
@@ -168,20 +187,25 @@ class MaxPool2d(Function):
         OW = pool_output_size(W, kw, sw, p, self.ceil_mode)
         Hp, Wp = (OH - 1) * sh + kh, (OW - 1) * sw + kw
         self.x_shape = x.shape
-        separable = kh % sh == 0 and kw % sw == 0 and kh * kw > 1
-        if separable and p == 0:  # a last window hanging over the edge is handled there
+        self.separable = kh % sh == 0 and kw % sw == 0 and kh * kw > 1
+        if self.separable and p == 0:  # a last window hanging over the edge is handled there
             xs = x[:, :Hp, :Wp]
             self.pad_shape = xs.shape
-            return self._separable(xs, OH, OW, xp)
+            return self._separable_forward(xs, OH, OW, xp)
         # pad with -inf so padding never wins
         xpad = pad_to(x, p, (Hp, Wp), -np.inf, xp) if p or Hp > H or Wp > W else x
         self.pad_shape = (N, Hp, Wp, C)
-        if separable:
-            return self._separable(xpad[:, :Hp, :Wp], OH, OW, xp)
-        self.steps = None
+        if self.separable:
+            return self._separable_forward(xpad[:, :Hp, :Wp], OH, OW, xp)
+        return self._sweep_forward(xpad, OH, OW, xp)
+
+    def _sweep_forward(self, xpad, OH, OW, xp):
+        """Any window: the max over the kh*kw window positions, each a strided view."""
+        kh, kw, sh, sw = self.kh, self.kw, self.sh, self.sw
+        N, C = xpad.shape[0], xpad.shape[3]
         he, we = sweep(OH, sh), sweep(OW, sw)
-        y = xp.empty((N, OH, OW, C), dtype=x.dtype)
-        idx = xp.empty((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
+        y = xp.empty((N, OH, OW, C), dtype=xpad.dtype)
+        winners = xp.empty((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
         offsets = [divmod(k, kw) for k in range(kh * kw)]
 
         def window(xs, k):  # the inputs at window position k of every output
@@ -190,37 +214,36 @@ class MaxPool2d(Function):
 
         def work(lo, hi):
             xs = xpad[lo:hi]
-            _select_max([window(xs, k) for k in range(kh * kw)], y[lo:hi], _batch_along(idx, 0, lo, hi), xp)
+            _select_max([window(xs, k) for k in range(kh * kw)], y[lo:hi], _slice_or_none(winners, 0, lo, hi), xp)
         backend.batch_parallel(work, N, xp)
-        self.idx = idx
+        self.winners = winners
         return y
 
-    def _separable(self, xpad, OH, OW, xp):
-        steps = [_AxisMax(2, self.kw, self.sw, OW), _AxisMax(1, self.kh, self.sh, OH)]
-        shape, bufs = xpad.shape, []
-        for st in steps:  # per step: block maxima, output, block winners, window winners
+    def _separable_forward(self, xpad, OH, OW, xp):
+        """Windows of whole strides: _AxisMax along the columns, then along the rows."""
+        steps, shape = [], xpad.shape
+        for st in (_AxisMax(2, self.kw, self.sw, OW), _AxisMax(1, self.kh, self.sh, OH)):
             blocks, out = st.shapes(shape)
             rec = self.recording
-            bufs.append((xp.empty(blocks, dtype=xpad.dtype) if blocks else None,
-                         xp.empty(out, dtype=xpad.dtype),
-                         _index(out if st.r == 1 else blocks, st.s, xp) if rec and st.s > 1 else None,
-                         _index(out, st.r, xp) if rec and st.r > 1 else None))
+            steps.append(_Step(st, shape, xp.empty(blocks, dtype=xpad.dtype) if blocks else None,
+                               xp.empty(out, dtype=xpad.dtype),
+                               _index(out if st.r == 1 else blocks, st.s, xp) if rec and st.s > 1 else None,
+                               _index(out, st.r, xp) if rec and st.r > 1 else None))
             shape = out
 
         def work(lo, hi):
             x = xpad[lo:hi]
-            for st, bs in zip(steps, bufs):
-                st.forward(x, *(_batch_along(b, 0, lo, hi) for b in bs), xp)
-                x = bs[1][lo:hi]
+            for step in steps:
+                step.axis_max.forward(x, *(_slice_or_none(b, 0, lo, hi) for b in step.buffers()), xp)
+                x = step.out[lo:hi]
         backend.batch_parallel(work, xpad.shape[0], xp)
-        # for the backward pass: each step, its winners and its input's shape
-        self.steps = [(st, b[2], b[3], s) for st, b, s in zip(steps, bufs, [xpad.shape, bufs[0][1].shape])]
-        return bufs[-1][1]
+        self.steps = steps
+        return steps[-1].out
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         p = self.pad
-        g = self._separable_backward(gy, xp) if self.steps else self._sweep_backward(gy, xp)
+        g = self._separable_backward(gy, xp) if self.separable else self._sweep_backward(gy, xp)
         if p == 0 and g.shape == self.x_shape:
             return g
         return crop(g, p, self.x_shape, xp)
@@ -230,9 +253,10 @@ class MaxPool2d(Function):
 
         def work(lo, hi):
             g = gy[lo:hi]
-            for st, ib, iw, in_shape in reversed(self.steps):
-                g = st.backward(g, (hi - lo,) + in_shape[1:], _batch_along(ib, 0, lo, hi),
-                                _batch_along(iw, 0, lo, hi), xp)
+            for step in reversed(self.steps):
+                g = step.axis_max.backward(g, (hi - lo,) + step.in_shape[1:],
+                                           _slice_or_none(step.block_winners, 0, lo, hi),
+                                           _slice_or_none(step.window_winners, 0, lo, hi), xp)
             out[lo:hi] = g
         backend.batch_parallel(work, gy.shape[0], xp)
         return out
@@ -246,7 +270,7 @@ class MaxPool2d(Function):
         overlap = sh < kh or sw < kw
 
         def work(lo, hi):
-            gs, gys, ids = g[lo:hi], gy[lo:hi], self.idx[lo:hi]
+            gs, gys, ids = g[lo:hi], gy[lo:hi], self.winners[lo:hi]
             part = xp.empty(gys.shape, dtype=gy.dtype)
             for k in range(kh * kw):
                 i, j = divmod(k, kw)
@@ -280,23 +304,23 @@ class Maxout(Function):
         self.x_shape = x.shape
         C = x.shape[-1] // p
         if p == 1:
-            self.idx = None
+            self.winners = None
             return x.copy()
         xg = self._grouped(x, C)
         y = xp.empty(x.shape[:-1] + (C,), dtype=x.dtype)
         # which piece won: a bool for 2 pieces, else an index (ties go to the first piece)
-        idx = None
+        winners = None
         if self.recording:
-            idx = xp.empty(y.shape, dtype=bool if p == 2 else index_dtype(p))
+            winners = xp.empty(y.shape, dtype=bool if p == 2 else index_dtype(p))
 
         def work(lo, hi):
             xs = xg[lo:hi]
-            _select_max([xs[..., k] for k in range(p)], y[lo:hi], None if idx is None else idx[lo:hi], xp)
+            _select_max([xs[..., k] for k in range(p)], y[lo:hi], None if winners is None else winners[lo:hi], xp)
         if x.ndim > 1:
             backend.batch_parallel(work, x.shape[0], xp)
         else:
             work(0, None)
-        self.idx = idx
+        self.winners = winners
         return y
 
     def backward(self, gy):
@@ -308,7 +332,7 @@ class Maxout(Function):
 
         def work(lo, hi):
             gs = g[lo:hi]
-            _route(gy[lo:hi], self.idx[lo:hi], p, [gs[..., k] for k in range(p)], xp)
+            _route(gy[lo:hi], self.winners[lo:hi], p, [gs[..., k] for k in range(p)], xp)
         if gy.ndim > 0:
             backend.batch_parallel(work, gy.shape[0], xp)
         else:
