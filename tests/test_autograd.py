@@ -178,3 +178,29 @@ def test_import_changes_no_process_wide_setting():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "TINYFIT_MALLOC_TUNE": "1"})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_retained_intermediate_accumulates_over_two_backward_calls():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = (x * 3).retain_grad()
+    y = (h * h).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(h.grad, 2 * (2 * 3 * np.array([1.0, 2.0])))  # dy/dh = 2h, twice
+    np.testing.assert_allclose(x.grad, 2 * (2 * 9 * np.array([1.0, 2.0])))  # dy/dx = 18x, twice
+
+
+def test_nested_no_grad_blocks_restore_the_outer_state():
+    x = Tensor(np.ones(2), requires_grad=True)
+    with no_grad():
+        with no_grad():
+            assert not tf.is_grad_enabled()
+        assert not tf.is_grad_enabled()  # still inside the outer block
+        assert (x * 2).creator is None
+    assert tf.is_grad_enabled() and (x * 2).creator is not None
+    try:
+        with no_grad():
+            raise KeyError("inside")
+    except KeyError:
+        pass
+    assert tf.is_grad_enabled()  # restored on an exception too

@@ -195,3 +195,95 @@ def test_label_stage1_trains_the_lower_layers_and_a_classifier_on_the_guided_lay
     s2 = init_from_stage1(tiny_student(np.random.default_rng(6)), student, "h1")
     assert [n for n, _ in s2.named_parameters()] == [n for n, _ in tiny_student(np.random.default_rng(0))
                                                         .named_parameters()]
+
+
+def _kd_by_hand(z, y, t, lam, tau, soft, tau_squared, student_tau):
+    """FitNets eq. 2 in NumPy (float64): H(y, P_S) + lam * s * H(P_T^tau, P_S^ts) (or KL)."""
+    ts = tau if student_tau is None else student_tau
+    p_t = np.exp(_log_softmax(t / tau))
+    hard = -_log_softmax(z)[np.arange(len(y)), y].mean()
+    soft_term = -(p_t * _log_softmax(z / ts)).sum(axis=1).mean()
+    if soft == "kl":
+        soft_term -= -(p_t * np.log(p_t)).sum(axis=1).mean()
+    return hard + lam * (tau * tau if tau_squared else 1.0) * soft_term
+
+
+@pytest.mark.parametrize("soft", ["ce", "kl"])
+@pytest.mark.parametrize("tau_squared", [False, True])
+@pytest.mark.parametrize("student_tau", [None, 1.0])
+def test_the_kd_loss_training_steps_on_is_the_definition(soft, tau_squared, student_tau):
+    """The loss of KD training's first step (through KDConfig and the precomputed soft
+    targets, as train_kd computes it), against eq. 2 computed here from the same logits."""
+    from tinyfit.fitnets import KDConfig, train_kd
+    from tinyfit.training import FitConfig
+    data = tiny_data()
+    student = tiny_student(np.random.default_rng(2))
+    teacher_logits = np.random.default_rng(9).standard_normal((len(data.y_train), 3)).astype(np.float32) * 3
+    tau, lam = 2.5, 4.0
+    kd = KDConfig(tau=tau, schedule=Constant(lam), soft=soft, tau_squared=tau_squared, student_tau=student_tau)
+    idx = np.random.default_rng(4).permutation(len(data.y_train))[:16]
+    with tf.no_grad():
+        z = student(tf.Tensor(data.x_train[idx])).data.astype(np.float64)
+    want = _kd_by_hand(z, data.y_train[idx], teacher_logits[idx].astype(np.float64), lam, tau, soft, tau_squared,
+                       student_tau)
+    seen = []
+    s = spec(1)
+    s.fit = FitConfig(epochs=1, batch_size=16, patience=100)
+    train_kd(student, data, s, np.random.default_rng(4), teacher_logits, kd, progress=False,
+             step_hooks=[lambda info: seen.append(info.loss)])
+    assert seen[0] == pytest.approx(want, rel=2e-5)
+
+
+def test_a_stage_returns_its_best_validation_epoch_and_patience_ends_it_by_hand():
+    """Validation errors 0.5, 0.3, 0.4, 0.35, 0.2 with patience 2: epoch 2 is the best, epochs
+    3 and 4 do not improve on it, so the stage stops after epoch 4 (epoch 5 never runs) and
+    returns the weights it had at the end of epoch 2, not the last ones."""
+    from tinyfit.training import FitConfig, fit
+    from tinyfit.optim import RMSProp
+    import tinyfit.functional as F
+    data = tiny_data()
+    model = tiny_student(np.random.default_rng(2))
+    vals = iter([0.5, 0.3, 0.4, 0.35, 0.2])
+    at_end = []
+
+    def val_fn():
+        at_end.append(model.state_dict())
+        return next(vals)
+    r = fit(stage="s", modules={"model": model}, optimizer=RMSProp(model.parameters(), 0.01),
+            loss_fn=lambda idx: (F.cross_entropy(model(tf.Tensor(data.x_train[idx])), data.y_train[idx]), None),
+            val_fn=val_fn, n_train=len(data.y_train), cfg=FitConfig(epochs=10, batch_size=16, patience=2),
+            rng=np.random.default_rng(0), progress=False)
+    assert (r.epochs_run, r.best_epoch, r.best_val) == (4, 2, 0.3) and len(at_end) == 4
+    final = model.state_dict()
+    assert all(np.array_equal(final[k], at_end[1][k]) for k in final)
+    assert not all(np.array_equal(final[k], at_end[3][k]) for k in final)
+
+
+def test_lambda_decays_to_a_final_value_other_than_zero():
+    # the paper's text: 4 -> 1; step (4 - 1) / (150 - 5 + 1) per epoch from epoch 5
+    s = LinearDecay(4.0, 1.0, 5, 150)
+    step = 3.0 / 146
+    assert [s(e) for e in (1, 4)] == [4.0, 4.0]
+    assert s(5) == pytest.approx(4 - step) and s(100) == pytest.approx(4 - 96 * step)
+    assert s(149) == pytest.approx(1 + step) and s(150) == 1.0 and s(400) == 1.0
+
+
+def test_validation_hint_loss_weights_a_short_last_chunk_by_its_size():
+    """The validation hint loss over 510 examples (chunks of 500 and 10) equals the mean
+    over all of them, computed here in one pass."""
+    from tinyfit.data import Split
+    from tinyfit.training import FitConfig
+    rng = np.random.default_rng(0)
+    x = rng.random((600, 8, 8, 1), dtype=np.float32)
+    data = Split(x[:64], rng.integers(0, 3, 64), x[64:574], rng.integers(0, 3, 510), x[574:], rng.integers(0, 3, 26))
+    teacher, student = tiny_teacher(np.random.default_rng(1)), tiny_student(np.random.default_rng(2))
+    reg = make_regressor(student, "h1", teacher, "h0", (8, 8, 1), rng=np.random.default_rng(3))
+    hints = eval_outputs(teacher, data.x_train, until="h0", batch_size=500)
+    val_hints = eval_outputs(teacher, data.x_val, until="h0", batch_size=500)
+    s = spec(1)
+    s.fit = FitConfig(epochs=1, batch_size=16, patience=100)
+    r = train_hints(student, "h1", reg, hints, data, s, np.random.default_rng(4), val_hints=val_hints, progress=False)
+    with tf.no_grad():
+        out = reg(student(tf.Tensor(data.x_val), until="h1")).data.astype(np.float64)
+    want = 0.5 * ((out - val_hints) ** 2).reshape(510, -1).sum(axis=1).mean()
+    assert r.best_val == pytest.approx(want, rel=1e-5)

@@ -88,3 +88,16 @@ def test_eval_layers_is_one_pass_of_eval_outputs():
     for name in ("h0", "h1"):
         np.testing.assert_array_equal(out[name], eval_outputs(model, x, until=name, batch_size=3))
     assert eval_layers(model, x, ["h1"])["h1"].shape == (7, 4, 4, 48)
+
+
+def test_eval_layers_gives_each_asked_layer_from_one_pass():
+    from tinyfit.models import mnist_teacher
+    from tinyfit.nn import eval_layers, eval_outputs
+    model = mnist_teacher(rng=np.random.default_rng(0), init="glorot")
+    x = np.random.default_rng(1).random((7, 28, 28, 1), dtype=np.float32)
+    for names in ([None, "h1"], ["h0", "h2"], ["h1", None, "h0"], ["h2"]):
+        got = eval_layers(model, x, names, batch_size=3)
+        assert sorted(got, key=str) == sorted(names, key=str)
+        for n in names:
+            np.testing.assert_array_equal(got[n], eval_outputs(model, x, until=n, batch_size=3))
+    assert model.training  # the mode is restored

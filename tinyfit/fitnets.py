@@ -73,18 +73,14 @@ class KDConfig:
     student_tau: float = None
 
     def __post_init__(self):
-        F.check_temperature(self.tau)
-        if self.student_tau is not None:
-            F.check_temperature(self.student_tau)
-        if self.soft not in ("ce", "kl"):
-            raise ValueError(f"soft must be 'ce' or 'kl', got {self.soft!r}")
+        # the temperatures and the soft term's form, checked and decided in one place
+        object.__setattr__(self, "term", F.KDTerm(self.tau, self.soft, self.tau_squared, self.student_tau))
         if not callable(self.schedule):
             raise ValueError(f"schedule must be a callable epoch -> lambda, got {self.schedule!r}")
 
     def soft_targets(self, teacher_logits):
         """P_T^tau = softmax(teacher_logits / tau) (N, K), computed once for a whole run."""
-        with no_grad():
-            return F.softmax(Tensor(teacher_logits), self.tau).data
+        return self.term.targets(teacher_logits)
 
     def weight(self, epoch):
         """lambda at ``epoch`` (1-based), checked."""
@@ -92,9 +88,7 @@ class KDConfig:
 
     def loss(self, student_logits, labels, targets, lam):
         """The KD loss of a batch from its rows of ``soft_targets``."""
-        s_tau = self.tau if self.student_tau is None else self.student_tau
-        return F.kd_loss_targets(student_logits, labels, targets, lam, s_tau, self.soft,
-                                 self.tau * self.tau if self.tau_squared else 1.0)
+        return self.term.loss(student_logits, labels, targets, lam)
 
     def describe(self):
         """JSON-able settings (stored in checkpoints; a resumed run must match them)."""
@@ -219,6 +213,15 @@ def _batch_error(out, y):
     return float((out.data.argmax(axis=1) != y).mean())
 
 
+class _EpochWeight:
+    """An epoch hook holding the KD weight lambda of the current epoch."""
+    def __init__(self, kd):
+        self.kd, self.value = kd, None
+
+    def __call__(self, epoch):
+        self.value = self.kd.weight(epoch)
+
+
 def train_classifier(stage, model, data, spec, rng, teacher_logits=None, kd=None, ckpt_path=None, resume=False,
                      progress=True, step_hooks=()):
     """Train ``model`` on data.x_train/y_train with cross-entropy, or with the KD loss when
@@ -233,13 +236,13 @@ def train_classifier(stage, model, data, spec, rng, teacher_logits=None, kd=None
     meta = {"loss": "kd" if kd else "ce", "lr": spec.lr, "optimizer": spec.optimizer}
     if kd is not None:
         targets = kd.soft_targets(teacher_logits)  # once per run: the teacher is frozen
-        lam = [None]
-        hooks.append(lambda epoch: lam.__setitem__(0, kd.weight(epoch)))
+        lam = _EpochWeight(kd)
+        hooks.append(lam)
         meta["kd"] = kd.describe()
 
     def loss_fn(idx):
         out = model(Tensor(x[idx]))
-        L = F.cross_entropy(out, y[idx]) if kd is None else kd.loss(out, y[idx], targets[idx], lam[0])
+        L = F.cross_entropy(out, y[idx]) if kd is None else kd.loss(out, y[idx], targets[idx], lam.value)
         return L, _batch_error(out, y[idx])
 
     return fit(stage=stage, modules={"model": model}, optimizer=opt, loss_fn=loss_fn,

@@ -215,8 +215,7 @@ class Dropout(Module):
     """Inverted dropout with probability ``p`` of dropping (identity in eval mode)."""
     def __init__(self, p, rng=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+        F.check_dropout(p)
         self.config = dict(p=p)
         self.p, self.rng = p, rng
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 from .files import atomic_write
-from .functional.window import pool_output_size
+from .functional.window import conv_output_size, pool_output_size
 from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential
 
 __all__ = ["export_onnx", "OPSET"]
@@ -64,7 +64,7 @@ def _conv(g, x, conv, hw):
         inputs.append(g.const("b", np.asarray(conv.b.data, np.float32)))
     p, s = conv.pad, conv.stride
     y = g.op("Conv", inputs, kernel_shape=[kh, kw], pads=[p, p, p, p], strides=[s, s])
-    return y, ((hw[0] + 2 * p - kh) // s + 1, (hw[1] + 2 * p - kw) // s + 1)
+    return y, (conv_output_size(hw[0], kh, s, p), conv_output_size(hw[1], kw, s, p))
 
 
 def _maxout(g, x, channels, pieces, hw):

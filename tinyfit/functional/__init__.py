@@ -13,5 +13,6 @@ from .basic import (add, sub, mul, div, neg, pow, exp, log, sqrt, matmul, reshap
 from .conv import ConvPlan, conv2d, conv_plan, im2col
 from .window import conv_output_size, pool_output_size
 from .pool import max_pool2d, maxout
-from .activation import relu, dropout, softmax, log_softmax, soften, check_temperature
-from .loss import cross_entropy, soft_cross_entropy, hint_loss, kd_loss, kd_loss_targets, check_kd_weight
+from .activation import relu, dropout, softmax, log_softmax, soften, check_temperature, check_dropout
+from .loss import (KDTerm, cross_entropy, soft_cross_entropy, hint_loss, kd_loss, kd_loss_targets,
+                   check_kd_weight)

@@ -88,10 +88,16 @@ def relu(x):
     return ReLU()(x)
 
 
+def check_dropout(p):
+    """The drop probability ``p``, checked: a number in [0, 1)."""
+    if not np.isscalar(p) or not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+    return float(p)
+
+
 def dropout(x, p=0.5, training=True, rng=None):
     """Drop with probability ``p`` when training; identity otherwise."""
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
+    check_dropout(p)
     if not training or p == 0:
         return x
     return Dropout(p, rng or _random.default_generator())(x)

@@ -21,13 +21,13 @@ NHWC views of the H-major arrays.
 from __future__ import annotations
 
 from .. import backend
-from .window import inside
+from .window import conv_output_size, inside
 
 
 def row_windows(x, kw, pad, xp):
     """x (N, H, W, C) -> xw (H, N*OW, kw*C), OW = W + 2 pad - kw + 1."""
     N, H, W, C = x.shape
-    OW = W + 2 * pad - kw + 1
+    OW = conv_output_size(W, kw, 1, pad)
     xt = xp.zeros((H, N, W + 2 * pad, C), dtype=x.dtype)  # H-major, padded in width only
     xw = xp.empty((H, N, OW, kw, C), dtype=x.dtype)
     xt_x = x.transpose(1, 0, 2, 3)
@@ -75,7 +75,7 @@ def rows_forward(x, W, b, pad):
     xp = backend.get_array_module(x)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x.shape
-    OH, OW = H + 2 * pad - kh + 1, Wd + 2 * pad - kw + 1
+    OH, OW = conv_output_size(H, kh, 1, pad), conv_output_size(Wd, kw, 1, pad)
     xw = row_windows(x, kw, pad, xp)
     W3 = W.reshape(kh, kw * C_in, C_out)
     y = _sum_row_products(xp.empty((OH, N * OW, C_out), dtype=x.dtype),
@@ -107,7 +107,7 @@ def rows_input_grad(gyt, W, x_shape, pad):
     xp = backend.get_array_module(gyt)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
-    OH, OW = gyt.shape[0], Wd + 2 * pad - kw + 1
+    OH, OW = gyt.shape[0], conv_output_size(Wd, kw, 1, pad)
     W3t = W.reshape(kh, kw * C_in, C_out).transpose(0, 2, 1)  # (kh, C_out, kw*C_in)
     gxw = _sum_row_products(xp.empty((H, N * OW, kw * C_in), dtype=gyt.dtype),
                             [(gyt[o0:o1].reshape(-1, C_out), W3t[i], slice(h0, h0 + o1 - o0))

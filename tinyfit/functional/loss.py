@@ -4,6 +4,8 @@ All reduce to a scalar averaged over the batch (axis 0). Logits are (N, K).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .. import backend
@@ -119,26 +121,47 @@ def hint_loss(regressed, hint, reduction="paper"):
     return HintLoss(reduction)(regressed, hint)
 
 
+@dataclass(frozen=True)
+class KDTerm:
+    """The soft term of the KD loss, its settings checked once (the one place the KD
+    temperatures and scaling are decided; ``kd_loss`` and ``fitnets.KDConfig`` use it).
+
+    tau: the teacher's temperature (the paper: 3). soft: 'ce' (the paper) or 'kl'
+    (KL(P_T || P_S): the same gradient, zero at a match). tau_squared: multiply the soft term
+    by tau^2 (Hinton et al.; not the paper's). student_tau: the student's temperature in the
+    soft term, default ``tau`` (the official code effectively used 1; docs/fitnets.md)."""
+    tau: float = 3.0
+    soft: str = "ce"
+    tau_squared: bool = False
+    student_tau: float = None
+
+    def __post_init__(self):
+        check_temperature(self.tau)
+        if self.student_tau is not None:
+            check_temperature(self.student_tau)
+        if self.soft not in ("ce", "kl"):
+            raise ValueError(f"soft must be 'ce' or 'kl', got {self.soft!r}")
+
+    def targets(self, teacher_logits):
+        """P_T^tau = softmax(teacher_logits / tau) (N, K), a constant (no graph)."""
+        t = teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits
+        with no_grad():
+            return softmax(Tensor(t), self.tau).data
+
+    def loss(self, student_logits, labels, q, lam):
+        """H(y, P_S) + lam * (tau^2) * H(q, P_S^student_tau) from the targets ``q`` (N, K)."""
+        s_tau = self.tau if self.student_tau is None else self.student_tau
+        return kd_loss_targets(student_logits, labels, q, lam, s_tau, self.soft,
+                               self.tau * self.tau if self.tau_squared else 1.0)
+
+
 def kd_loss(student_logits, labels, teacher_logits, lam, tau=3.0, soft="ce",
             tau_squared=False, student_tau=None):
-    """FitNets eq. 2: H(y, P_S) + lam * H(P_T^tau, P_S^tau), each a batch mean.
-
-    soft: 'ce' (the paper) or 'kl' (KL(P_T || P_S), equal gradient, zero at a match).
-    tau_squared: multiply the soft term by tau^2 (Hinton et al.; not the paper's).
-    student_tau: temperature of the student's softmax in the soft term; default
-        ``tau``. The official code effectively used 1 (see docs/fitnets.md).
-    The teacher's logits are treated as constants. Training loops that see the same
-    teacher outputs every epoch compute P_T^tau once and call ``kd_loss_targets``.
-    """
-    tau = check_temperature(tau)
-    check_kd_weight(lam)
-    if soft not in ("ce", "kl"):
-        raise ValueError(f"soft must be 'ce' or 'kl', got {soft!r}")
-    s_tau = tau if student_tau is None else check_temperature(student_tau)
-    t = teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits
-    with no_grad():
-        q = softmax(Tensor(t), tau).data
-    return kd_loss_targets(student_logits, labels, q, lam, s_tau, soft, tau * tau if tau_squared else 1.0)
+    """FitNets eq. 2: H(y, P_S) + lam * H(P_T^tau, P_S^tau), each a batch mean; the options
+    are ``KDTerm``'s. The teacher's logits are treated as constants. Training loops that see
+    the same teacher outputs every epoch compute P_T^tau once (``KDTerm.targets``)."""
+    term = KDTerm(tau, soft, tau_squared, student_tau)
+    return term.loss(student_logits, labels, term.targets(teacher_logits), check_kd_weight(lam))
 
 
 def check_kd_weight(lam):
@@ -150,7 +173,7 @@ def check_kd_weight(lam):
 def kd_loss_targets(student_logits, labels, q, lam, student_tau, soft="ce", scale=1.0):
     """The KD loss from the teacher's softened outputs ``q`` = P_T^tau (N, K), already
     computed: H(y, P_S) + lam * scale * H(q, P_S^student_tau) (or the KL form). No argument
-    checks: ``kd_loss`` and ``fitnets.KDConfig`` validate them once."""
+    checks: ``KDTerm`` validates them once."""
     hard = cross_entropy(student_logits, labels)
     if lam == 0:
         return hard
