@@ -191,3 +191,14 @@ def test_split_is_deterministic_and_disjoint():
     assert sorted(ids.tolist()) == list(range(100)) and len(a.y_val) == 10 and len(a.y_test) == 20
     with pytest.raises(D.DataError, match="cannot take 60 validation and 50 test examples from 100"):
         D.split_dataset(x, y, 60, 50)
+
+
+def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
+    parts, _ = write_mnist(str(tmp_path), n_train=30, n_test=5)
+    (x, y), (xt, yt) = D.load_mnist_idx(str(tmp_path))
+    s = D.paper_split(x, y, xt, yt, n_val=10)
+    np.testing.assert_array_equal(s.y_train, parts["train_labels"][:20])
+    np.testing.assert_array_equal(s.y_val, parts["train_labels"][20:])
+    np.testing.assert_array_equal(s.y_test, parts["test_labels"])
+    with pytest.raises(D.DataError, match="cannot hold out 30"):
+        D.paper_split(x, y, xt, yt, n_val=30)

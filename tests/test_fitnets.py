@@ -6,12 +6,11 @@ from hypothesis import given, strategies as st
 
 import tinyfit as tf
 from tinyfit import gradcheck
-from tinyfit.fitnets import (Constant, LinearDecay, init_from_stage1, make_regressor, conv_regressor, regressor_kernel,
-                             train_backprop,
-                             train_hints, train_teacher)
+from tinyfit.fitnets import (Constant, KDConfig, LinearDecay, StageSpec, conv_regressor, init_from_stage1,
+                             make_regressor, regressor_kernel, train_backprop, train_hints, train_kd, train_teacher)
 from tinyfit.models import mnist_student, mnist_teacher
 from tinyfit.nn import eval_outputs
-from tinyfit.training import NonFiniteError
+from tinyfit.training import FitConfig, NonFiniteError
 from tiny import spec, tiny_data, tiny_student, tiny_teacher
 
 
@@ -287,3 +286,18 @@ def test_validation_hint_loss_weights_a_short_last_chunk_by_its_size():
         out = reg(student(tf.Tensor(data.x_val), until="h1")).data.astype(np.float64)
     want = 0.5 * ((out - val_hints) ** 2).reshape(510, -1).sum(axis=1).mean()
     assert r.best_val == pytest.approx(want, rel=1e-5)
+
+
+def test_kd_training_sees_lambda_of_the_current_epoch():
+    data = tiny_data()
+    teacher = tiny_teacher(np.random.default_rng(0)).eval()
+    t_logits = tf.nn.eval_outputs(teacher, data.x_train)
+    seen = []
+
+    def schedule(epoch):
+        seen.append(epoch)
+        return 1.0
+    spec = StageSpec("rmsprop", 0.01, fit=FitConfig(epochs=3, batch_size=16, patience=100))
+    train_kd(tiny_student(np.random.default_rng(1)), data, spec, np.random.default_rng(2), t_logits,
+             KDConfig(schedule=schedule), progress=False)
+    assert seen == [1, 2, 3]  # read once per epoch, before its steps, with that epoch's number

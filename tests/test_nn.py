@@ -5,7 +5,9 @@ import pytest
 
 import tinyfit as tf
 from tinyfit.models import mnist_student, mnist_teacher, thin_student
+from tinyfit.fitnets import error_rate
 from tinyfit.nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential, build, eval_layers, eval_outputs
+from tiny import tiny_data, tiny_teacher
 
 
 def small(rng):
@@ -101,3 +103,19 @@ def test_eval_layers_gives_each_asked_layer_from_one_pass():
         for n in names:
             np.testing.assert_array_equal(got[n], eval_outputs(model, x, until=n, batch_size=3))
     assert model.training  # the mode is restored
+
+
+def test_evaluation_is_deterministic_and_dropout_free():
+    teacher = tiny_teacher(np.random.default_rng(0))
+    x = tiny_data().x_val
+    teacher.train()
+    a = tf.nn.eval_outputs(teacher, x)
+    b = tf.nn.eval_outputs(teacher, x)
+    np.testing.assert_array_equal(a, b)  # no dropout masks in evaluation
+    assert teacher.training  # and the mode is restored
+    manual = teacher.eval()(tf.Tensor(x)).data  # the same as an explicit eval-mode pass
+    np.testing.assert_array_equal(a, manual)
+    teacher.train()
+    assert not np.array_equal(teacher(tf.Tensor(x)).data, manual)  # training mode does drop
+    err = error_rate(teacher, x, tiny_data().y_val)
+    assert err == error_rate(teacher, x, tiny_data().y_val) and teacher.training

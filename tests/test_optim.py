@@ -3,12 +3,9 @@ the momentum ramp, the epoch the lambda schedule receives, and deterministic eva
 import numpy as np
 import pytest
 
-import tinyfit as tf
-from tinyfit.fitnets import KDConfig, StageSpec, error_rate, train_kd
+from tinyfit.fitnets import StageSpec
 from tinyfit.nn import Conv2d, Linear, Parameter
 from tinyfit.optim import SGD, Adam, RMSProp, apply_max_norm
-from tinyfit.training import FitConfig
-from tiny import tiny_data, tiny_student, tiny_teacher
 
 
 def param(values):
@@ -80,42 +77,9 @@ def test_max_norm_on_conv_filters_and_linear_columns():
     np.testing.assert_allclose(lin.W.data[:, 1], [0.1, 0.1, 0.1], atol=1e-15)
 
 
-def test_kd_training_sees_lambda_of_the_current_epoch():
-    data = tiny_data()
-    teacher = tiny_teacher(np.random.default_rng(0)).eval()
-    t_logits = tf.nn.eval_outputs(teacher, data.x_train)
-    seen = []
-
-    def schedule(epoch):
-        seen.append(epoch)
-        return 1.0
-    spec = StageSpec("rmsprop", 0.01, fit=FitConfig(epochs=3, batch_size=16, patience=100))
-    train_kd(tiny_student(np.random.default_rng(1)), data, spec, np.random.default_rng(2), t_logits,
-             KDConfig(schedule=schedule), progress=False)
-    assert seen == [1, 2, 3]  # read once per epoch, before its steps, with that epoch's number
-
-
-def test_evaluation_is_deterministic_and_dropout_free():
-    teacher = tiny_teacher(np.random.default_rng(0))
-    x = tiny_data().x_val
-    teacher.train()
-    a = tf.nn.eval_outputs(teacher, x)
-    b = tf.nn.eval_outputs(teacher, x)
-    np.testing.assert_array_equal(a, b)  # no dropout masks in evaluation
-    assert teacher.training  # and the mode is restored
-    manual = teacher.eval()(tf.Tensor(x)).data  # the same as an explicit eval-mode pass
-    np.testing.assert_array_equal(a, manual)
-    teacher.train()
-    assert not np.array_equal(teacher(tf.Tensor(x)).data, manual)  # training mode does drop
-    err = error_rate(teacher, x, tiny_data().y_val)
-    assert err == error_rate(teacher, x, tiny_data().y_val) and teacher.training
-
-
 @pytest.mark.parametrize("cls", [SGD, RMSProp, Adam])
 def test_parameters_without_gradients_are_left_alone(cls):
     p, q = param([1.0]), param([2.0])
     q.grad = np.array([1.0])
     cls([p, q], lr=0.1).step()
     assert p.data[0] == 1.0 and q.data[0] != 2.0
-
-

@@ -68,3 +68,23 @@ def test_settings_check_names_what_differs():
         check_settings("f", {"tau": 3.0, "seed": 0}, {"tau": 5.0, "seed": 0})
     with pytest.raises(SettingsError, match="records no settings"):
         check_settings("f", None, {"tau": 3.0})
+
+
+def test_seeds_and_architectures_get_distinct_random_streams():
+    draws = {}
+    for seed in (0, 1):
+        for stage in ("backprop", "kd", "stage1", "fitnet"):
+            for key in ((), (3,), (5,)):
+                draws[(seed, stage, key)] = PipelineConfig(seed=seed).rng(stage, key).random()
+    assert len(set(draws.values())) == len(draws)
+    # the same seed and stage give the same stream: runs are reproducible
+    assert PipelineConfig(seed=1).rng("kd", (3,)).random() == draws[(1, "kd", (3,))]
+
+
+def test_pipeline_config_checks_its_arguments():
+    with pytest.raises(ValueError, match="init must be 'code'"):
+        PipelineConfig(init="he")
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        PipelineConfig(seed=-3)
+    with pytest.raises(ValueError, match="budget student must be a positive integer"):
+        Budget(teacher=1, student=0, hints=1)

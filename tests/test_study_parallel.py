@@ -107,3 +107,15 @@ def test_killed_worker_is_reported_and_resume_completes(reference, tmp_path, mon
                          figure=False, executor=pool, load_data=load)
     same_runs(info["results"], reference[0])
     assert sum(f"{r}: finished earlier" in line for line in lines for r in finished) == len(finished)
+
+
+def test_an_unreachable_scheduler_is_one_clear_line(tmp_path):
+    pytest.importorskip("distributed")
+    script = os.path.join(os.path.dirname(__file__), "..", "examples", "fitnets_study.py")
+    r = subprocess.run([sys.executable, script, "init", "--quick", "--seeds", "0", "--out", str(tmp_path / "s"),
+                        "--scheduler", "tcp://127.0.0.1:1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 10 s (OSError); start one with "
+        "`dask scheduler` and give the address it prints (tcp://host:8786)"]
+    assert not os.path.exists(tmp_path / "s")  # nothing was written

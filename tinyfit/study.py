@@ -206,7 +206,13 @@ def make_executor(jobs=None, scheduler=None):
         except ImportError:
             raise ImportError("a Dask cluster needs the distributed package: pip install 'tinyfit[distributed]'") \
                 from None
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise StudyError(f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s "
+                             f"({type(e).__name__}); start one with `dask scheduler` and give the address it "
+                             "prints (tcp://host:8786)") from None
+        with client:
             yield client.get_executor()
         return
     if not jobs or jobs == 1:
@@ -228,6 +234,8 @@ def make_executor(jobs=None, scheduler=None):
             else:
                 os.environ[k] = v
 
+
+CONNECT_TIMEOUT = 10  # seconds to reach a Dask scheduler
 
 _WORKER_CACHE = {}  # per worker process: the data and the teacher, loaded once
 
