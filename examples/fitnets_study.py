@@ -24,17 +24,18 @@ import argparse
 import functools
 import os
 import sys
+from dataclasses import replace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-from mnist_fitnet import CLI_ERRORS, add_common_args, check_common_args, load_data, run_cli  # noqa: E402
+from mnist_fitnet import CLI_ERRORS, add_common_args, check_common_args, load_data, make_config, run_cli  # noqa: E402
 from tinyfit import data as D  # noqa: E402
-from tinyfit.pipeline import BUDGETS, PipelineConfig  # noqa: E402
+from tinyfit.pipeline import BUDGETS, ConfigError  # noqa: E402
 from tinyfit.pipeline import SettingsError  # noqa: E402
-from tinyfit.study import (DEFAULT_SEEDS, DEPTHS, EXPERIMENTS, STUDY_BUDGETS, StudyError, depth_students,  # noqa: E402
-                           format_summary, guided_positions, make_executor, run_study)
+from tinyfit.study import (DEFAULT_SEEDS, DEPTHS, EXPERIMENTS, STUDY_BUDGETS, StudyError, check_executor,  # noqa: E402
+                           depth_students, format_summary, guided_positions, make_executor, plan, run_study)
 
 
 def parse_args(argv=None):
@@ -57,14 +58,15 @@ def parse_args(argv=None):
     except ValueError:
         p.error(f"--seeds and --depths take comma-separated integers, e.g. --seeds 0,1,2; got {a.seeds!r}, "
                 f"{a.depths!r}")
-    if not a.seeds or len(set(a.seeds)) != len(a.seeds) or min(a.seeds) < 0:
-        p.error(f"--seeds must be distinct non-negative integers, got {a.seeds}")
-    if not a.depths or min(a.depths) < 3:
-        p.error(f"--depths must be integers >= 3, got {a.depths}")
-    if a.jobs is not None and a.jobs < 1:
-        p.error(f"--jobs must be a positive number of processes, got {a.jobs}")
-    if a.jobs and a.scheduler:
-        p.error("give --jobs (local processes) or --scheduler (a Dask cluster), not both")
+    try:  # each setting is checked once, by the library; a refusal becomes a usage error naming the flag
+        plan(a.experiment, a.seeds, a.init, a.depths)
+        check_executor(a.jobs, a.scheduler)
+    except ConfigError as e:
+        p.error(f"--{e.field} {e.reason}")
+    budget = BUDGETS["quick"] if a.quick else BUDGETS["full"] if a.data_dir else STUDY_BUDGETS[a.experiment]
+    a.cfg = make_config(p, budget, a.epochs, teacher_epochs=budget.teacher, batch_size=a.batch_size, tau=a.tau,
+                        lambda_final=a.lambda_final, init=a.init, teacher_init="code" if a.data_dir else "glorot",
+                        progress=not a.no_progress)
     check_common_args(p, a)
     return a
 
@@ -72,12 +74,7 @@ def parse_args(argv=None):
 def main(argv=None):
     a = parse_args(argv)
     data, source = load_data(a)
-    budget = BUDGETS["quick"] if a.quick else BUDGETS["full"] if a.data_dir else STUDY_BUDGETS[a.experiment]
-    if a.epochs:  # the students' budget; the shared teacher keeps its own
-        budget = budget.with_epochs(a.epochs, teacher=budget.teacher)
-    cfg = PipelineConfig(budget=budget, batch_size=a.batch_size, tau=a.tau, lambda_final=a.lambda_final,
-                         init=a.init, teacher_init="code" if a.data_dir else "glorot", device=a.device,
-                         progress=not a.no_progress)
+    cfg = replace(a.cfg, device=a.device)
     if a.experiment == "depth":
         for n, w, mult in depth_students(a.depths):
             print(f"depth {n}: {n} maxout conv layers of {w} channels x 2 pieces, {mult:,} multiplications "

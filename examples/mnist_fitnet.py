@@ -16,6 +16,7 @@ import argparse
 import importlib.util
 import os
 import sys
+from dataclasses import replace
 
 # Idle OpenBLAS threads spin for a while after each GEMM, on the cores that tinyfit's own
 # threads need next (im2col, pooling, maxout): a short spin makes a CPU training step about
@@ -27,7 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tinyfit  # noqa: E402
 from tinyfit import backend, data as D  # noqa: E402
 from tinyfit.checkpoint import CheckpointError  # noqa: E402
-from tinyfit.pipeline import BUDGETS, METHODS, PipelineConfig, format_table, run_pipeline  # noqa: E402
+from tinyfit.pipeline import (ALL_METHODS, BUDGETS, METHODS, VARIANTS, ConfigError, PipelineConfig,  # noqa: E402
+                              format_table, run_pipeline)
 from tinyfit.files import FolderBusy, OutputError  # noqa: E402
 from tinyfit.training import Interrupted, NonFiniteError  # noqa: E402
 
@@ -51,17 +53,8 @@ def add_common_args(p, out):
 
 
 def check_common_args(p, a):
-    if a.epochs is not None and a.epochs <= 0:
-        p.error(f"--epochs must be positive, got {a.epochs}")
-    if a.batch_size <= 0:
-        p.error(f"--batch-size must be positive, got {a.batch_size}")
-    if a.tau <= 0:
-        p.error(f"--tau must be > 0, got {a.tau}")
-    if not 0 <= a.lambda_final <= 4:
-        p.error(f"--lambda-final must be in [0, 4] (lambda starts at 4), got {a.lambda_final}")
-    if getattr(a, "seed", 0) is not None and not 0 <= getattr(a, "seed", 0) < 2 ** 63:
-        p.error(f"--seed must be an integer in [0, 2**63), got {a.seed}")
-    # the output folder must be usable before hours of training go into it
+    """What only a command line can check before anything is loaded: the output folder must
+    be usable before hours of training go into it."""
     out = os.path.abspath(a.out)
     if os.path.exists(out) and not os.path.isdir(out):
         p.error(f"--out {a.out}: exists and is not a folder; give a folder path (it is created if missing)")
@@ -70,6 +63,21 @@ def check_common_args(p, a):
         probe = os.path.dirname(probe)
     if not os.access(probe, os.W_OK | os.X_OK):
         p.error(f"--out {a.out}: cannot write in {probe}; give a folder you can write to")
+
+
+FLAGS = {"budget": "the epoch budget:"}  # library settings whose flag is not --<name with dashes>
+
+
+def make_config(p, budget, epochs, **settings):
+    """The library's PipelineConfig for these flags; a setting it refuses becomes a usage
+    error naming the flag (each setting is checked once, by the library)."""
+    teacher = settings.pop("teacher_epochs", None)  # the study's shared teacher keeps its budget
+    try:
+        if epochs is not None:
+            budget = budget.with_epochs(epochs, teacher=teacher)
+        return PipelineConfig(budget=budget, **settings)
+    except ConfigError as e:
+        p.error(f"{FLAGS.get(e.field, '--' + e.field.replace('_', '-'))} {e.reason}")
 
 
 def load_data(a):
@@ -92,12 +100,15 @@ def parse_args(argv=None):
     add_common_args(p, os.path.join("runs", "mnist_fitnet"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="epoch budget of every stage (overrides the defaults)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of backprop,kd,fitnet")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated subset of backprop,kd,fitnet, or the ablations " + ",".join(VARIANTS)
+                        + " (docs/study.md)")
+    p.add_argument("--hint-weight", type=float, help="beta of the single-stage method (CE + beta x hint loss)")
     p.add_argument("--pieces", choices=["code", "paper"], default="code")
     p.add_argument("--pooling", choices=["ceil", "floor"], default="ceil")
-    p.add_argument("--init", choices=["auto", "code", "glorot"], default="auto",
-                   help="the students' weight init: 'code' = the official U(-0.005, 0.005), 'glorot' = "
-                        "Glorot uniform; 'auto' = code (see the README for why)")
+    p.add_argument("--init", choices=["code", "glorot"], default="code",
+                   help="the students' weight init: 'code' = the official U(-0.005, 0.005) (default), 'glorot' = "
+                        "Glorot uniform")
     p.add_argument("--export-onnx", action="store_true",
                    help="also write every trained student as ONNX (<out>/<method>.onnx; needs tinyfit[onnx])")
     p.add_argument("--teacher-init", choices=["auto", "code", "glorot"], default="auto",
@@ -105,12 +116,19 @@ def parse_args(argv=None):
                         "5,000 digits (where U(-0.005, 0.005) leaves the teacher at chance)")
     a = p.parse_args(argv)
     methods = [m for m in a.methods.split(",") if m]
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if m not in ALL_METHODS]
     if bad or not methods:
-        p.error(f"--methods: unknown {bad or a.methods!r}; choose from backprop, kd, fitnet")
+        p.error(f"--methods: unknown {bad or a.methods!r}; choose from {', '.join(ALL_METHODS)}")
+    if "single-stage" in methods and a.hint_weight is None:
+        p.error("--methods single-stage needs --hint-weight BETA (the weight of the hint loss)")
     a.methods = methods
     if a.export_onnx and importlib.util.find_spec("onnx") is None:  # checked before hours of training
         p.error("--export-onnx needs the onnx package: pip install 'tinyfit[onnx]'")
+    full = bool(a.data_dir or a.download)
+    a.cfg = make_config(p, BUDGETS["quick" if a.quick else "full" if full else "default"], a.epochs, seed=a.seed,
+                        batch_size=a.batch_size, tau=a.tau, lambda_final=a.lambda_final, init=a.init,
+                        teacher_init=a.teacher_init if a.teacher_init != "auto" else ("code" if full else "glorot"),
+                        pieces=a.pieces, pooling=a.pooling, progress=not a.no_progress, hint_weight=a.hint_weight)
     check_common_args(p, a)
     return a
 
@@ -118,17 +136,10 @@ def parse_args(argv=None):
 def main(argv=None):
     a = parse_args(argv)
     data, source = load_data(a)
-    full = bool(a.data_dir)
-    budget = BUDGETS["quick" if a.quick else "full" if full else "default"]
-    if a.epochs:
-        budget = budget.with_epochs(a.epochs)
-    init = a.init if a.init != "auto" else "code"
-    teacher_init = a.teacher_init if a.teacher_init != "auto" else ("code" if full else "glorot")
-    cfg = PipelineConfig(seed=a.seed, budget=budget, batch_size=a.batch_size, tau=a.tau,
-                         lambda_final=a.lambda_final, init=init, teacher_init=teacher_init, pieces=a.pieces,
-                         pooling=a.pooling, device=a.device, progress=not a.no_progress)
+    cfg = replace(a.cfg, device=a.device)
     names = {"code": "U(-0.005, 0.005)", "glorot": "Glorot uniform"}
-    print(f"init: students {init} ({names[init]}), teacher {teacher_init} ({names[teacher_init]})", flush=True)
+    print(f"init: students {cfg.init} ({names[cfg.init]}), teacher {cfg.teacher_init} ({names[cfg.teacher_init]})",
+          flush=True)
     log = lambda *m: print(*m, flush=True)  # noqa: E731
     info = run_pipeline(data, a.out, cfg, a.methods, a.teacher, resume=a.resume, log=log,
                         info={"data": source, "command": "python examples/mnist_fitnet.py " +

@@ -53,7 +53,16 @@ def test_bad_arguments_are_clear(capsys):
     assert "unknown ['magic']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ex.parse_args(["--tau", "0"])
-    assert "--tau must be > 0" in capsys.readouterr().err
+    assert "--tau must be a finite number > 0 (the paper: 3), got 0.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--epochs", "0"])
+    assert "--epochs must be a positive integer, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--lambda-final", "7"])
+    assert "--lambda-final must be in [0, 4] (lambda starts at 4), got 7.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ex.parse_args(["--methods", "single-stage"])
+    assert "--methods single-stage needs --hint-weight BETA" in capsys.readouterr().err
 
 
 def _cli(args, **kw):

@@ -158,3 +158,10 @@ def test_study_and_example_reject_bad_output_folders_and_seeds(capsys):
     with pytest.raises(SystemExit):
         study.parse_args(["init", "--seeds", "1,1"])
     assert "--seeds must be distinct" in capsys.readouterr().err
+    for args, said in ((["depth", "--depths", "2,5"], "--depths must be integers >= 3"),
+                       (["init", "--jobs", "0"], "--jobs must be a positive number of worker processes, got 0"),
+                       (["init", "--jobs", "2", "--scheduler", "tcp://h:1"], "give either jobs"),
+                       (["init", "--epochs", "-3"], "--epochs must be a positive integer, got -3")):
+        with pytest.raises(SystemExit):
+            study.parse_args(args)
+        assert said in capsys.readouterr().err, args

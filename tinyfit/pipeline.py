@@ -33,9 +33,10 @@ from .nn import eval_layers, eval_outputs
 from .provenance import provenance
 from .training import FitConfig
 
-__all__ = ["Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher", "METHODS",
-           "invocations", "VARIANTS", "ALL_METHODS", "METHOD_NAMES", "SettingsError", "check_settings", "run_settings",
-           "new_teacher", "get_teacher", "train_student", "run_pipeline", "write_results", "format_table"]
+__all__ = ["ConfigError", "Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher",
+           "METHODS", "invocations", "VARIANTS", "ALL_METHODS", "METHOD_NAMES", "SettingsError", "check_settings",
+           "run_settings", "new_teacher", "get_teacher", "train_student", "run_pipeline", "write_results",
+           "format_table"]
 
 METHODS = ("backprop", "kd", "fitnet")
 # ablations of FitNets (the study's ``ablate``): never called FitNets in a table
@@ -50,6 +51,14 @@ METHOD_NAMES = {"teacher": "teacher", "backprop": "student, backprop", "kd": "st
 STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4, "single-stage": 5}
 
 
+class ConfigError(ValueError):
+    """A setting of a run is out of range; ``field`` names it (the command lines turn it into
+    their flag), ``reason`` says what is wrong and what is expected."""
+    def __init__(self, field, reason):
+        super().__init__(f"{field} {reason}")
+        self.field, self.reason = field, reason
+
+
 @dataclass(frozen=True)
 class Budget:
     """Epoch budgets: teacher, each student, stage 1 (hints); early-stopping patience."""
@@ -61,10 +70,12 @@ class Budget:
     def __post_init__(self):
         for k, v in asdict(self).items():
             if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"budget {k} must be a positive integer number of epochs, got {v!r}")
+                raise ConfigError("budget", f"{k} must be a positive integer number of epochs, got {v!r}")
 
     def with_epochs(self, epochs, teacher=None):
         """Every stage ``epochs`` long (stage 1 half of it; the teacher ``teacher`` if given)."""
+        if not isinstance(epochs, (int, np.integer)) or epochs <= 0:
+            raise ConfigError("epochs", f"must be a positive integer, got {epochs!r}")
         return Budget(epochs if teacher is None else teacher, epochs, max(1, epochs // 2), self.patience)
 
 
@@ -94,16 +105,17 @@ def mnist_student_spec(pieces="code", pooling="ceil", guided=None):
 class PipelineConfig:
     """Settings shared by every stage of a run.
 
-    init: the students' weight init, 'code' (the official U(-0.005, 0.005)) or 'glorot';
-    teacher_init: the teacher's (default: the same). lambda decays from 4 to ``lambda_final``
+    init: the students' weight init, 'code' (the official U(-0.005, 0.005), the default) or
+    'glorot'; teacher_init: the teacher's (default 'glorot', as the example on the embedded
+    digits; None: the students'). lambda decays from 4 to ``lambda_final``
     and reaches it at 30% of the student budget (150 of the code's 500 epochs)."""
     seed: int = 0
     budget: Budget = BUDGETS["default"]
     batch_size: int = 128
     tau: float = 3.0
     lambda_final: float = 0.0
-    init: str = "glorot"
-    teacher_init: str | None = None
+    init: str = "code"
+    teacher_init: str | None = "glorot"
     pieces: str = "code"
     pooling: str = "ceil"
     device: str = "cpu"
@@ -115,13 +127,23 @@ class PipelineConfig:
         for k in ("init", "teacher_init"):
             v = getattr(self, k)
             if v not in ("code", "glorot") and not (k == "teacher_init" and v is None):
-                raise ValueError(f"{k} must be 'code' (U(-0.005, 0.005)) or 'glorot', got {v!r}")
+                raise ConfigError(k, f"must be 'code' (U(-0.005, 0.005)) or 'glorot', got {v!r}")
         if not isinstance(self.seed, (int, np.integer)) or not 0 <= self.seed < 2 ** 63:
-            raise ValueError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+            raise ConfigError("seed", f"must be an integer in [0, 2**63), got {self.seed!r}")
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size <= 0:
+            raise ConfigError("batch_size", f"must be a positive integer, got {self.batch_size!r}")
         if not 0 <= self.lambda_final <= 4:
-            raise ValueError(f"lambda_final must be in [0, 4] (lambda starts at 4), got {self.lambda_final!r}")
+            raise ConfigError("lambda_final", f"must be in [0, 4] (lambda starts at 4), got {self.lambda_final!r}")
         if not np.isfinite(self.tau) or self.tau <= 0:
-            raise ValueError(f"tau must be a finite number > 0, got {self.tau!r}")
+            raise ConfigError("tau", f"must be a finite number > 0 (the paper: 3), got {self.tau!r}")
+        if self.pieces not in ("code", "paper"):
+            raise ConfigError("pieces", f"must be 'code' or 'paper', got {self.pieces!r}")
+        if self.pooling not in ("ceil", "floor"):
+            raise ConfigError("pooling", f"must be 'ceil' or 'floor', got {self.pooling!r}")
+        if self.hint_weight is not None and not (np.isfinite(self.hint_weight) and self.hint_weight >= 0):
+            raise ConfigError("hint_weight", f"must be a finite number >= 0, got {self.hint_weight!r}")
+        if self.max_epochs is not None and (not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1):
+            raise ConfigError("max_epochs", f"must be a positive integer, got {self.max_epochs!r}")
 
     def weight_init(self, teacher=False):
         init = (self.teacher_init or self.init) if teacher else self.init

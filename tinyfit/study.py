@@ -32,15 +32,15 @@ from .files import atomic_write, output_folder
 from .fitnets import make_regressor
 from .models import (STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided,
                      thin_student, thin_width)
-from .pipeline import (METHODS, Budget, StudentSpec, Teacher, check_settings, get_teacher, invocations,
+from .pipeline import (METHODS, Budget, ConfigError, StudentSpec, Teacher, check_settings, get_teacher, invocations,
                        mnist_student_spec, run_settings, train_student, write_results)
 from .provenance import code_commit, provenance
 from .stats import binomial_ci, mean_ci, paired_difference
 from .hooks import GradientRecorder
 
-__all__ = ["EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "StudyError", "InProcessExecutor", "make_executor",
-           "plan", "depth_students", "train_run", "run_study", "summarize", "compare", "format_summary",
-           "format_markdown"]
+__all__ = ["check_executor", "EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "StudyError", "InProcessExecutor",
+           "make_executor", "plan", "depth_students", "train_run", "run_study", "summarize", "compare",
+           "format_summary", "format_markdown"]
 
 EXPERIMENTS = ("init", "depth", "curves", "ablate", "position", "gradients")
 DEPTHS = (3, 5, 7, 9)
@@ -143,9 +143,11 @@ def guided_positions(pieces="code", pooling="ceil"):
 def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
     """The runs of ``experiment``, in the order they are trained."""
     if experiment not in EXPERIMENTS:
-        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {list(seeds)}")
+        raise ConfigError("experiment", f"must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(x, int) and x >= 0 for x in seeds):
+        raise ConfigError("seeds", f"must be distinct non-negative integers, got {list(seeds)}")
+    if experiment == "depth" and (not depths or not all(isinstance(n, int) and n >= 3 for n in depths)):
+        raise ConfigError("depths", f"must be integers >= 3 (two poolings and a last layer), got {list(depths)}")
     if experiment == "init":
         return [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds for m in methods]
     if experiment == "depth":
@@ -193,13 +195,22 @@ class InProcessExecutor(Executor):
         return future
 
 
+def check_executor(jobs=None, scheduler=None):
+    """ConfigError unless ``jobs`` (a positive number of processes) or ``scheduler`` (an
+    address) or neither is given."""
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError("jobs", f"must be a positive number of worker processes, got {jobs!r}")
+    if jobs and scheduler:
+        raise ConfigError("scheduler", "and jobs: give either jobs (local processes) or scheduler (a Dask cluster), "
+                                       "not both")
+
+
 @contextlib.contextmanager
 def make_executor(jobs=None, scheduler=None):
     """The executor runs are submitted to: in this process (default), ``jobs`` local worker
     processes (each limited to cpu_count // jobs threads for NumPy, BLAS and tinyfit), or the
     Dask distributed cluster whose scheduler is at ``scheduler`` (extra ``distributed``)."""
-    if jobs and scheduler:
-        raise ValueError("give either jobs (local processes) or scheduler (a Dask cluster), not both")
+    check_executor(jobs, scheduler)
     if scheduler:
         try:
             from distributed import Client
@@ -218,8 +229,6 @@ def make_executor(jobs=None, scheduler=None):
     if not jobs or jobs == 1:
         yield InProcessExecutor()
         return
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive number of worker processes, got {jobs!r}")
     threads = str(max(1, backend.num_threads() // jobs))
     names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYFIT_NUM_THREADS")
     saved = {k: os.environ.get(k) for k in names}
