@@ -190,7 +190,8 @@ def import_seconds(reps=5):
                                                   check=True).stdout) for _ in range(reps))
 
 
-def profile_table(which, batch, device, steps=10):
+def profile_step(which, batch, device, steps=10):
+    """The profiler over ``steps`` training steps: [(op, phase, ms per step)]."""
     from tinyfit.profiler import profile
     net = TinyfitNet(which, batch, device)
     net.step()
@@ -201,7 +202,7 @@ def profile_table(which, batch, device, steps=10):
             loss = F.cross_entropy(net.model(tf.Tensor(net.x)), net.y)
             loss.backward()
             prof.time(("optimizer", "update"), net.opt.step)
-    return prof.table(steps)
+    return prof
 
 
 def main(argv=None):
@@ -267,9 +268,11 @@ def main(argv=None):
             print(f"GEMMs alone, {which} training step: " + ", ".join(f"{k} {v:.1f} ms" for k, v in fl.items())
                   + f"; total {sum(fl.values()):.1f} ms" + outside)
     if a.profile:
+        result["profile_ms"] = {}
         for which in a.nets.split(","):
-            print(f"\nprofile: {which}, batch {a.batch[0]}, per training step\n" +
-                  profile_table(which, a.batch[0], device))
+            prof = profile_step(which, a.batch[0], device)
+            result["profile_ms"][which] = [list(r) for r in prof.rows(10)]
+            print(f"\nprofile: {which}, batch {a.batch[0]}, per training step\n" + prof.table(10))
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
     if a.json:
         atomic_write(a.json, json.dumps(result, indent=2))

@@ -35,13 +35,18 @@ class Profile:
         self.calls[key] += 1
         return out
 
+    def rows(self, steps=1):
+        """[(op, phase, milliseconds per step)], largest first."""
+        return [(op, phase, 1000 * s / steps) for (op, phase), s in sorted(self.seconds.items(), key=lambda kv: -kv[1])]
+
     def table(self, steps=1):
         """Rows 'op phase  ms/step  share', largest first."""
-        total = sum(self.seconds.values()) or 1.0
+        rows = self.rows(steps)
+        total = sum(ms for _, _, ms in rows) or 1.0
         lines = [f"{'op':24s} {'phase':8s} {'ms/step':>8s} {'share':>6s}"]
-        for (op, phase), s in sorted(self.seconds.items(), key=lambda kv: -kv[1]):
-            lines.append(f"{op:24s} {phase:8s} {1000 * s / steps:8.2f} {100 * s / total:5.1f}%")
-        lines.append(f"{'all ops':24s} {'':8s} {1000 * total / steps:8.2f}")
+        for op, phase, ms in rows:
+            lines.append(f"{op:24s} {phase:8s} {ms:8.2f} {100 * ms / total:5.1f}%")
+        lines.append(f"{'all ops':24s} {'':8s} {total:8.2f}")
         return "\n".join(lines)
 
 

@@ -166,8 +166,36 @@ def _speed(view):
     return "\n".join(lines)
 
 
-TABLES = {"provenance": _provenance, "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid,
-          "positions": _positions, "gradients": _gradients, "speed": _speed}
+def _profile(view):
+    prof = view["info"]["profile_ms"]
+    nets = list(prof)
+    ops = {}
+    for net in nets:
+        for op, phase, ms in prof[net]:
+            ops.setdefault((op, phase), {})[net] = ms
+    lines = ["| op | phase | " + " | ".join(f"{n} (ms per step)" for n in nets) + " |",
+             "|---|---|" + "---|" * len(nets)]
+    for (op, phase), by in sorted(ops.items(), key=lambda kv: -max(kv[1].values())):
+        lines.append(f"| {op} | {phase} | " + " | ".join(f"{by[n]:.1f}" if n in by else "" for n in nets) + " |")
+    lines.append("| all ops | | " + " | ".join(f"{sum(ms for *_, ms in prof[n]):.1f}" for n in nets) + " |")
+    return "\n".join(lines)
+
+
+def _gemm(view):
+    info = view["info"]
+    steps = {r["net"]: r["tinyfit_ms"] for r in info["rows"] if r["what"] == "train step"}
+    lines = ["| network | forward GEMMs | weight-gradient GEMMs | input-gradient GEMMs | all GEMMs | the step | "
+             "outside the GEMMs |", "|---|---|---|---|---|---|---|"]
+    for net, g in info["gemm_floor_ms"].items():
+        tot = sum(g.values())
+        step = steps.get(net)
+        lines.append(f"| {net} | {g['forward']:.1f} ms | {g['weight grad']:.1f} ms | {g['input grad']:.1f} ms | "
+                     f"{tot:.1f} ms | " + (f"{step:.1f} ms | {step - tot:.1f} ms |" if step else " | |"))
+    return "\n".join(lines)
+
+
+TABLES = {"profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors, "pairs": _pairs,
+          "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients, "speed": _speed}
 
 
 def render_table(root, name, kind):
