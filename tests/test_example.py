@@ -44,6 +44,12 @@ def test_quick_run_then_resume(tmp_path, capsys):
     again = ex.main(["--quick", "--out", out, "--no-progress", "--seed", "3", "--resume"])
     assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in info["results"]]
     assert "finished earlier" in capsys.readouterr().out
+    assert again["invocations"][0] == info["invocations"][0] and len(again["invocations"]) == 2
+    # a finished stage is never reused under other settings: refused, naming the setting
+    with pytest.raises(SystemExit) as e:
+        ex.run_cli(lambda: ex.main(["--quick", "--out", out, "--no-progress", "--seed", "3", "--resume", "--tau", "5"]))
+    assert re.fullmatch(r"error: \S+/kd\.model\.npz was made with other settings: tau=3\.0 \(now 5\.0\); use the same "
+                        r"settings to resume, or another output folder \(--out\) for a new run", str(e.value.code))
 
 
 def test_bad_arguments_are_clear(capsys):

@@ -133,6 +133,11 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in rows]
     # nothing was trained: no model or checkpoint file was written again
     assert stamps == {p: os.stat(p).st_mtime_ns for p in stamps}
+    if experiment == "init":  # a finished run is never reused under other settings
+        from tinyfit.pipeline import SettingsError
+        with pytest.raises(SettingsError, match=r"init-code/seed0/kd/result.json was made with other settings: "
+                                                r"tau=3.0 \(now 5.0\)"):
+            study.main(args + ["--resume", "--tau", "5"])
     if experiment == "init":  # the shared teacher is reused only with the settings it was trained with
         with pytest.raises(ValueError, match=r"teacher.model.npz was made with other settings: batch_size=128 "
                                              r"\(now 64\)"):

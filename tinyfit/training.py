@@ -215,10 +215,12 @@ def _restore(path, stage, cfg, meta, verify, modules, optimizer, rng):
                     f"{path}: the checkpoint was trained with {k}={old['fit'][k]!r}, this run has "
                     f"{k}={getattr(cfg, k)!r}; resume with the same setting or start a new run directory")
         for k in verify:
-            if json.loads(json.dumps(meta.get(k))) != old.get(k):
+            now = json.loads(json.dumps(meta.get(k)))
+            if now != old.get(k):
+                name, was, new = _first_difference(k, old.get(k), now)
                 raise CheckpointError(
-                    f"{path}: the checkpoint was trained with {k}={old.get(k)!r}, this run has {k}="
-                    f"{meta.get(k)!r}; resume with the same setting or start a new run directory")
+                    f"{path}: the checkpoint was trained with {name}={was!r}, this run has {name}={new!r}; resume "
+                    "with the same setting or start a new run directory")
         _load_states(modules, arrays, "model", path)
         best = {k[5:]: v for k, v in arrays.items() if k.startswith("best/")}
         optimizer.load_state_dict({"hyper": m["optimizer"],
@@ -231,6 +233,15 @@ def _restore(path, stage, cfg, meta, verify, modules, optimizer, rng):
             raise
         raise CheckpointError(f"{path}: incomplete or inconsistent checkpoint: {type(e).__name__}: {e}") from None
     return state, best, arrays.get("perm")
+
+
+def _first_difference(name, a, b):
+    """(dotted name, a's value, b's value) of the first entry where two settings differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(f"{name}.{k}", a.get(k), b.get(k))
+    return name, a, b
 
 
 def _save(path, stage, cfg, meta, state, modules, best, optimizer, rng, perm):
