@@ -170,3 +170,16 @@ def test_study_and_example_reject_bad_output_folders_and_seeds(capsys):
         with pytest.raises(SystemExit):
             study.parse_args(args)
         assert said in capsys.readouterr().err, args
+
+
+def test_a_study_on_a_folder_another_process_holds_is_refused(tmp_path):
+    import subprocess
+    import sys
+    from tinyfit.files import FolderLock
+    out = str(tmp_path / "study")
+    script = os.path.join(HERE, "..", "examples", "fitnets_study.py")
+    with FolderLock(out):
+        r = subprocess.run([sys.executable, script, "init", "--quick", "--seeds", "0", "--out", out, "--resume"],
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{out} is in use by process {os.getpid()}" in r.stderr
