@@ -140,3 +140,25 @@ def test_the_two_algorithms_agree_in_float32(k, pad, H, seed):
         outs.append([np_(y), tx.grad, tW.grad, tb.grad])
     for a, r in zip(*outs):
         np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max() + 1))
+
+
+@pytest.mark.parametrize("shape,w_shape,stride,pad,forward,input_grad", [
+    ((2, 9, 8, 1), (5, 5, 1, 4), 1, 0, "im2col-k-major", "offsets"),   # a one-channel first layer
+    ((2, 7, 6, 3), (3, 3, 3, 4), 1, 0, "im2col", "offsets"),
+    ((2, 7, 6, 3), (3, 3, 3, 4), 2, 1, "im2col", "offsets"),            # strided and padded
+    ((2, 4, 4, 3), (5, 5, 3, 2), 1, 3, "rows", "flipped"),              # output 6x6 >= 2 x input 4x4
+    ((2, 6, 6, 2), (3, 3, 2, 3), 1, 1, "rows", "rows"),
+    ((2, 3, 3, 2), (3, 3, 2, 4), 1, 3, "rows", "flipped"),              # heavy padding: the student's h4
+    ((1, 4, 4, 2), (1, 1, 2, 3), 1, 0, "im2col", "offsets"),            # 1x1
+])
+def test_every_branch_of_the_conv_plan_on_a_fixed_case(device, shape, w_shape, stride, pad, forward, input_grad):
+    """Fixed cases beside the random ones: each path conv_plan can choose, forward against the
+    loop reference and backward by gradcheck, whatever hypothesis happens to draw."""
+    plan = F.conv_plan(shape, w_shape, stride, pad)
+    assert (plan.forward, plan.input_grad) == (forward, input_grad)
+    rng = np.random.default_rng(sum(shape) + sum(w_shape))
+    x, W, b = arr(rng, shape), arr(rng, w_shape), arr(rng, (w_shape[3],))
+    args = [T(x, device), T(W, device), T(b, device)]
+    f = lambda x, W, b: F.conv2d(x, W, b, stride, pad)
+    np.testing.assert_allclose(np_(f(*args)), conv_reference(x, W, b, stride, pad), rtol=1e-10, atol=1e-12)
+    assert gradcheck(f, args)

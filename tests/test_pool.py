@@ -232,3 +232,20 @@ def test_padded_pool_whose_padded_size_equals_the_input_size():
     assert np_(y).ravel().tolist() == [1.0]
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.ravel(), [1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("k,s,pad,n,m", [(3, 2, 1, 6, 7), (3, 2, 1, 8, 8), (3, 2, 0, 7, 6), (5, 3, 2, 9, 7),
+                                         (3, 1, 1, 5, 4), (4, 2, 0, 9, 10), (2, 2, 0, 5, 5)])
+def test_ceil_mode_pooling_on_fixed_tie_heavy_cases(device, k, s, pad, n, m):
+    """Fixed cases beside the random ones, ceil mode with windows hanging over the edge: the
+    sweep path (window not a whole number of strides) and the separable one, values against
+    the loop reference and every gradient to the first maximum of its window."""
+    rng = np.random.default_rng(k * 100 + s * 10 + n)
+    x = rng.integers(0, 3, (2, n, m, 2)).astype(np.float64)
+    tx = T(x, device)
+    y = F.max_pool2d(tx, k, s, pad, True)
+    np.testing.assert_array_equal(np_(y), pool_reference(x, k, s, pad, True))
+    gy = rng.integers(1, 5, y.shape).astype(np.float64)
+    (y * T(gy, device, requires_grad=False)).sum().backward()
+    g = np_(tx.grad) if device == "cpu" else tx.grad.get()
+    np.testing.assert_array_equal(g, first_max_routing(x, gy, k, s, pad, True))
