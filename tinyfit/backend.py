@@ -8,6 +8,7 @@ anything to the GPU on its own.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
@@ -149,7 +150,10 @@ def num_threads() -> int:
 
 def batch_parallel(fn, n, xp=np, min_n=8):
     """Call fn(lo, hi) on contiguous chunks covering range(n), in parallel threads on the
-    CPU (one call on CuPy, where the device is already parallel)."""
+    CPU (one call on CuPy, where the device is already parallel). The chunks (a few per
+    thread) are taken from a shared counter by whichever thread is free, the caller's
+    included, so a thread that the system deschedules on a busy machine holds up at most
+    its own chunk. The chunks write disjoint slices: results do not depend on who runs them."""
     global _pool
     t = num_threads() if xp is np else 1
     if t == 1 or n < min_n:
@@ -158,11 +162,22 @@ def batch_parallel(fn, n, xp=np, min_n=8):
     if _pool is None:
         from concurrent.futures import ThreadPoolExecutor
         _pool = ThreadPoolExecutor(max_workers=t - 1, thread_name_prefix="tinyfit")
-    bounds = [n * i // t for i in range(t + 1)]
-    futures = [_pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(1, t)]
-    fn(bounds[0], bounds[1])
+    k = min(n, CHUNKS_PER_THREAD * t)
+    bounds = [n * i // k for i in range(k + 1)]
+    taken = itertools.count()
+
+    def worker():
+        for i in iter(taken.__next__, None):  # next() on a count is atomic under the GIL
+            if i >= k:
+                return
+            fn(bounds[i], bounds[i + 1])
+    futures = [_pool.submit(worker) for _ in range(t - 1)]
+    worker()
     for f in futures:
         f.result()
+
+
+CHUNKS_PER_THREAD = 2
 
 
 def tune_malloc() -> bool:
