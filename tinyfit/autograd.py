@@ -47,6 +47,32 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
+def _output_grads(f, grads, xp):
+    """The gradients reaching ``f``'s outputs (popped from ``grads``; a retained output keeps
+    its own), None where none arrived; zeros for an output that got none while another did."""
+    gys = []
+    for ref in f.outputs:
+        out = ref()
+        g = grads.pop(id(out), (None, None))[1] if out is not None else None
+        if out is not None and g is not None and out._retain_grad:
+            out.grad = g if out.grad is None else out.grad + g
+        gys.append(g)
+    if all(g is None for g in gys):
+        return None
+    if any(g is None for g in gys):
+        gys = [xp.zeros(ref().shape, ref().dtype) if g is None and ref() is not None else g
+               for g, ref in zip(gys, f.outputs)]
+    return gys
+
+
+def _input_grads(f, gys):
+    """``f``'s backward pass (timed when a profiler is on): one gradient per input."""
+    if gys is None:
+        return (None,) * len(f.inputs)
+    gxs = f.backward(*gys) if _profiler is None else _profiler.time((type(f).__name__, "backward"), f.backward, *gys)
+    return gxs if isinstance(gxs, tuple) else (gxs,)
+
+
 class Tensor:
     """An array with an optional gradient and the Function that produced it.
 
@@ -160,23 +186,7 @@ class Tensor:
                 raise RuntimeError(
                     "this graph was already freed by an earlier backward(); call "
                     "backward(retain_graph=True) the first time to run it twice.")
-            gys = []
-            for ref in f.outputs:
-                out = ref()
-                g = grads.pop(id(out), (None, None))[1] if out is not None else None
-                if out is not None and g is not None and out._retain_grad:
-                    out.grad = g if out.grad is None else out.grad + g
-                gys.append(g)
-            if all(g is None for g in gys):
-                gxs = (None,) * len(f.inputs)
-            else:
-                if any(g is None for g in gys):
-                    gys = [xp.zeros(ref().shape, ref().dtype) if g is None and ref() is not None
-                           else g for g, ref in zip(gys, f.outputs)]
-                gxs = f.backward(*gys) if _profiler is None else \
-                    _profiler.time((type(f).__name__, "backward"), f.backward, *gys)
-                if not isinstance(gxs, tuple):
-                    gxs = (gxs,)
+            gxs = _input_grads(f, _output_grads(f, grads, xp))
             for x, gx in zip(f.inputs, gxs):
                 if gx is None or not x.requires_grad:
                     continue

@@ -92,6 +92,37 @@ def _pool(g, x, k, s, ceil_mode, hw):
     return g.op("MaxPool", [x], kernel_shape=[k, k], strides=[s, s]), tuple(out)
 
 
+def _layer(g, name, layer, x, hw, flat):
+    """Append one layer's nodes; returns (output name, (H, W), flattened yet)."""
+    if isinstance(layer, Dropout):
+        return x, hw, flat
+    if flat and not isinstance(layer, Linear):
+        raise ValueError(f"layer {name!r} ({type(layer).__name__}) after Flatten: only Linear layers can follow")
+    if isinstance(layer, Conv2d):
+        x, hw = _conv(g, x, layer, hw)
+    elif isinstance(layer, MaxoutConv2d):
+        x, hw = _conv(g, x, layer.conv, hw)
+        pieces = layer.pieces or 1
+        x = _maxout(g, x, layer.conv.W.shape[3] // pieces, pieces, hw)
+        if layer.pool:
+            if layer.pool_stride is None or np.ndim(layer.pool) or np.ndim(layer.pool_stride):
+                raise ValueError(f"layer {name!r}: only square pooling windows are exported")
+            x, hw = _pool(g, x, layer.pool, layer.pool_stride, layer.ceil_mode, hw)
+    elif isinstance(layer, Flatten):
+        return g.op("Flatten", [g.op("Transpose", [x], "nhwc", perm=[0, 2, 3, 1])], axis=1), hw, True
+    elif isinstance(layer, Linear):
+        if not flat:
+            raise ValueError(f"layer {name!r}: a Linear layer needs a Flatten before it")
+        inputs = [x, g.const("W", np.asarray(layer.W.data, np.float32))]
+        if layer.b is not None:
+            inputs.append(g.const("b", np.asarray(layer.b.data, np.float32)))
+        x = g.op("Gemm", inputs)
+    else:
+        raise ValueError(f"layer {name!r}: {type(layer).__name__} has no ONNX export; supported: Conv2d, "
+                         "MaxoutConv2d, Dropout, Flatten, Linear")
+    return x, hw, flat
+
+
 def export_onnx(model, path, input_shape=None, softmax_temperature=None, opset=OPSET):
     """Write ``model`` (a Sequential of Conv2d, MaxoutConv2d, Dropout, Flatten and
     Linear layers) to ``path`` as ONNX. input_shape: (H, W, C) of one image (default: the
@@ -107,38 +138,9 @@ def export_onnx(model, path, input_shape=None, softmax_temperature=None, opset=O
         raise ValueError(f"softmax_temperature must be None or a finite number > 0, got {softmax_temperature!r}")
     g = _Graph(helper, numpy_helper)
     x = g.op("Transpose", ["images"], "nchw", perm=[0, 3, 1, 2])
-    hw, c, flat = input_shape[:2], input_shape[2], False
+    hw, flat = input_shape[:2], False
     for name in model.layer_names:
-        layer = model[name]
-        if isinstance(layer, Dropout):
-            continue
-        if flat and not isinstance(layer, Linear):
-            raise ValueError(f"layer {name!r} ({type(layer).__name__}) after Flatten: only Linear layers can follow")
-        if isinstance(layer, Conv2d):
-            x, hw = _conv(g, x, layer, hw)
-            c = layer.W.shape[3]
-        elif isinstance(layer, MaxoutConv2d):
-            x, hw = _conv(g, x, layer.conv, hw)
-            pieces = layer.pieces or 1
-            c = layer.conv.W.shape[3] // pieces
-            x = _maxout(g, x, c, pieces, hw)
-            if layer.pool:
-                if layer.pool_stride is None or np.ndim(layer.pool) or np.ndim(layer.pool_stride):
-                    raise ValueError(f"layer {name!r}: only square pooling windows are exported")
-                x, hw = _pool(g, x, layer.pool, layer.pool_stride, layer.ceil_mode, hw)
-        elif isinstance(layer, Flatten):
-            x = g.op("Flatten", [g.op("Transpose", [x], "nhwc", perm=[0, 2, 3, 1])], axis=1)
-            flat = True
-        elif isinstance(layer, Linear):
-            if not flat:
-                raise ValueError(f"layer {name!r}: a Linear layer needs a Flatten before it")
-            inputs = [x, g.const("W", np.asarray(layer.W.data, np.float32))]
-            if layer.b is not None:
-                inputs.append(g.const("b", np.asarray(layer.b.data, np.float32)))
-            x = g.op("Gemm", inputs)
-        else:
-            raise ValueError(f"layer {name!r}: {type(layer).__name__} has no ONNX export; supported: Conv2d, "
-                             "MaxoutConv2d, Dropout, Flatten, Linear")
+        x, hw, flat = _layer(g, name, model[name], x, hw, flat)
     out_name = "logits"
     if softmax_temperature is not None:
         t = g.const("temperature", np.array(softmax_temperature, np.float32))

@@ -318,6 +318,37 @@ def _regressor(s1, student, teacher, data, rng, device, log):
     return reg
 
 
+def _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log):
+    """Stage 1 (hints from the teacher, hints from the untrained teacher, or labels through an
+    auxiliary classifier), then stage 2 (KD, or backprop for 'hints-backprop') from its
+    layers; returns (model, result with both stages' seconds and stage 1's history)."""
+    device, spec = cfg.device, cfg.stage_spec(cfg.budget.student)
+    s1, r1 = build("stage1"), rng("stage1")
+    spec1 = cfg.stage_spec(cfg.budget.hints, stage1=True)
+    if method == "dsn-kd":
+        head = aux_classifier(layer_shape(s1, student.guided, data.x_train.shape[1:]), max_norm=0.9,
+                              rng=r1).to(device)
+        train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck,  # noqa
+                                               **common)
+    else:
+        source = teacher.untrained() if method == "random-hints-kd" else teacher
+        reg = _regressor(s1, student, source, data, r1, device, log)
+        hints, val_hints = source.hints(TEACHER_HINT)
+        train1 = lambda ck: train_hints(s1, student.guided, reg, hints, data, spec1, r1,  # noqa: E731
+                                        val_hints=val_hints, ckpt_path=ck, **common)
+    s1, res1 = run("stage1", s1, train1)
+    log(f"stage1: best validation {'error' if method == 'dsn-kd' else 'hint loss'} {res1['best_val_error']:.4f} "
+        f"at epoch {res1['best_epoch']}")
+    model, r2 = init_from_stage1(build("fitnet"), s1, student.guided), rng("fitnet")
+    if method == "hints-backprop":
+        train2 = lambda ck: train_backprop(model, data, spec, r2, stage=method, ckpt_path=ck, **common)  # noqa
+    else:
+        train2 = lambda ck: train_kd(model, data, spec, r2, teacher.logits, cfg.kd(), stage=method,  # noqa: E731
+                                     ckpt_path=ck, **common)
+    model, res = run(method, model, train2)
+    return model, dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
+
+
 def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print, step_hooks=()):
     """Train one student by ``method`` into ``out``; returns (model, row).
 
@@ -343,7 +374,7 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume, device, log,  # noqa: E731
                                                      settings)
     common = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
-    spec, res1 = cfg.stage_spec(E), None
+    spec = cfg.stage_spec(E)
     if method == "backprop":
         model, r = build("backprop"), rng("backprop")
         model, res = run("backprop", model, lambda ck: train_backprop(model, data, spec, r, ckpt_path=ck, **common))
@@ -360,31 +391,7 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
         model, res = run("single-stage", model, lambda ck: train_single_stage(
             model, student.guided, reg, hints, data, spec, r, cfg.hint_weight, ckpt_path=ck, **common))
     else:
-        s1, r1 = build("stage1"), rng("stage1")
-        spec1 = cfg.stage_spec(cfg.budget.hints, stage1=True)
-        if method == "dsn-kd":
-            head = aux_classifier(layer_shape(s1, student.guided, data.x_train.shape[1:]), max_norm=0.9,
-                                  rng=r1).to(device)
-            train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck,  # noqa
-                                                   **common)
-        else:
-            source = teacher.untrained() if method == "random-hints-kd" else teacher
-            reg = _regressor(s1, student, source, data, r1, device, log)
-            hints, val_hints = source.hints(TEACHER_HINT)
-            train1 = lambda ck: train_hints(s1, student.guided, reg, hints, data, spec1, r1,  # noqa: E731
-                                            val_hints=val_hints, ckpt_path=ck, **common)
-        s1, res1 = run("stage1", s1, train1)
-        log(f"stage1: best validation {'error' if method == 'dsn-kd' else 'hint loss'} {res1['best_val_error']:.4f} "
-            f"at epoch {res1['best_epoch']}")
-        model, r2 = init_from_stage1(build("fitnet"), s1, student.guided), rng("fitnet")
-        if method == "hints-backprop":
-            train2 = lambda ck: train_backprop(model, data, spec, r2, stage=method, ckpt_path=ck,  # noqa: E731
-                                               **common)
-        else:
-            train2 = lambda ck: train_kd(model, data, spec, r2, teacher.logits, cfg.kd(), stage=method,  # noqa
-                                         ckpt_path=ck, **common)
-        model, res = run(method, model, train2)
-        res = dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
+        model, res = _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log)
     row = _row(method, model, res, data)
     row["history"] = res.get("history", [])
     if "hint_history" in res:

@@ -64,9 +64,9 @@ FORMATS = {
 def _resolve(view, keys, where):
     cur = view
     for k in keys:
-        if isinstance(cur, list):
-            cur = next((r for r in cur if r.get("run", r.get("method")) == k), None) if not k.isdigit() \
-                else cur[int(k)]
+        if isinstance(cur, list):  # an index, or the element named k (a run, a method, a pair 'a-b')
+            cur = cur[int(k)] if k.isdigit() else next((r for r in cur if k in (
+                r.get("run"), r.get("method"), f"{r.get('a')}-{r.get('b')}")), None)
         elif isinstance(cur, dict):
             cur = cur.get(k)
         else:
@@ -122,6 +122,22 @@ def _grid(view):
     return "\n".join(lines)
 
 
+def _family(view):
+    """The depth experiment's students: conv layers, width, multiplications per example (and
+    against the paper's MNIST student), weights."""
+    from .models import mnist_student, multiplications
+    target = multiplications(mnist_student())
+    seen = {}
+    for r in view["info"]["results"]:
+        seen.setdefault(r["depth"], r)
+    lines = [f"| conv layers | width | multiplications per example | vs the MNIST student ({target:,}) | weights |",
+             "|---|---|---|---|---|"]
+    for d, r in sorted(seen.items()):
+        m = r["multiplications"]
+        lines.append(f"| {d} | {r['width']} | {m:,} | {100 * (m - target) / target:+.1f}% | {r['parameters']:,} |")
+    return "\n".join(lines)
+
+
 def _positions(view):
     lines = ["| guided layer | regressor kernel |", "|---|---|"]
     for p in view["info"]["positions"]:
@@ -131,28 +147,31 @@ def _positions(view):
 
 
 def _gradients(view):
-    """Geometric means over seeds of each layer's gradient norm and output scale at the first
-    step and at the end of the recorded epochs, per regime."""
+    """Per regime and layer, geometric means over seeds of the gradient norm, the update norm
+    and the output scale at the first step and at the last recorded one."""
     import math
     from .plots import GRADIENT_PANELS
     rows = view["info"]["results"]
-    lines = ["| regime | layer | gradient norm, first step | gradient norm, last recorded step | "
-             "output scale, first step | output scale, last recorded |", "|---|---|---|---|---|---|"]
+    lines = ["| regime | layer | gradient norm, first step | last step | update norm, first step | last step | "
+             "output scale, first step | last step |", "|---|---|---|---|---|---|---|---|"]
 
     def gmean(vals):
-        return math.exp(sum(math.log(max(v, 1e-300)) for v in vals) / len(vals))
+        vals = [v for v in vals if v is not None]
+        return f"{math.exp(sum(math.log(max(v, 1e-300)) for v in vals) / len(vals)):.2g}" if vals else ""
+
+    def ends(traces, field, layer):
+        recs = [[t for t in tr if field in t and layer in t[field]] for tr in traces]
+        recs = [r for r in recs if r]
+        return (gmean([r[0][field][layer] for r in recs]), gmean([r[-1][field][layer] for r in recs])) if recs \
+            else ("", "")
     for method, stage, label in GRADIENT_PANELS:
         traces = [[t for t in r["trace"] if t["stage"] == stage] for r in rows if r["method"] == method]
         traces = [t for t in traces if t]
         if not traces:
             continue
-        acts = [[t for t in tr if "act" in t] for tr in traces]
         for layer in traces[0][0]["grad"]:
-            g0 = gmean([tr[0]["grad"][layer] for tr in traces])
-            g1 = gmean([tr[-1]["grad"][layer] for tr in traces])
-            a = [gmean([tr[i]["act"][layer] for tr in acts]) if layer in acts[0][0]["act"] else None for i in (0, -1)]
-            fa = [f"{x:.2g}" if x is not None else "" for x in a]
-            lines.append(f"| {label} | {layer} | {g0:.2g} | {g1:.2g} | {fa[0]} | {fa[1]} |")
+            cells = [v for f in ("grad", "update", "act") for v in ends(traces, f, layer)]
+            lines.append(f"| {label} | {layer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -194,8 +213,9 @@ def _gemm(view):
     return "\n".join(lines)
 
 
-TABLES = {"profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors, "pairs": _pairs,
-          "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients, "speed": _speed}
+TABLES = {"family": _family, "profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors,
+          "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients,
+          "speed": _speed}
 
 
 def render_table(root, name, kind):
