@@ -64,11 +64,13 @@ def main(argv=None):
                 if path:
                     print(f"figure: {os.path.relpath(path, ROOT)}")
     for d in documents():
-        text = open(d).read()
-        new = report.refresh(text, RESULTS)
+        text, missing = open(d).read(), []
+        new = report.refresh(text, RESULTS, missing)
         if new != text:
             atomic_write(d, new)
             print(f"updated {os.path.relpath(d, ROOT)}")
+        if missing:
+            print(f"{os.path.relpath(d, ROOT)}: no results yet for " + ", ".join(sorted(set(missing))))
     return 0
 
 

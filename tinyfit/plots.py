@@ -132,8 +132,8 @@ def grouped_errors(groups, path, title="", ylabel="test error (%)"):
             color = _color(key, x)
             ax.bar(x, mean, 0.7, yerr=[[lo], [hi]], color=color, alpha=0.55, capsize=3)
             _points(ax, x, v, color, 0)
-            ax.annotate(f"{mean:.1f}", (x, mean), textcoords="offset points", xytext=(0, 3), fontsize=7,
-                        ha="center")
+            ax.annotate(f"{mean:.1f}", (x, max([mean + hi] + list(v))), textcoords="offset points", xytext=(0, 3),
+                        fontsize=7, ha="center")
         ax.set_xticks(range(len(bars)), [name for name, _, _ in bars], rotation=30 if width > 3 else 0,
                       ha="right" if width > 3 else "center", fontsize=8)
         ax.set(title=label, ylabel=ylabel)

@@ -235,10 +235,26 @@ def render_table(root, name, kind):
     return TABLES[kind](view).rstrip("\n")
 
 
-def refresh(text, root):
-    """``text`` with every marked table and value rendered anew from the results under ``root``."""
-    text = BLOCK.sub(lambda m: m.group(1) + render_table(root, m.group(2), m.group(3)) + "\n" + m.group(5), text)
-    return VALUE.sub(lambda m: m.group(1) + render_value(root, m.group(2), m.group(3)) + m.group(5), text)
+def refresh(text, root, missing=None):
+    """``text`` with every marked table and value rendered anew from the results under
+    ``root``. With a list ``missing``, a part whose results file does not exist yet is left
+    as it is and its results' name added to the list (else that is an error)."""
+    def absent(name):
+        if missing is not None and not os.path.exists(os.path.join(root, name, "results.json")):
+            missing.append(name)
+            return True
+        return False
+
+    def table(m):
+        if absent(m.group(2)):
+            return m.group(0)
+        return m.group(1) + render_table(root, m.group(2), m.group(3)) + "\n" + m.group(5)
+
+    def value(m):
+        if absent(m.group(3).strip().split("/")[0]):
+            return m.group(0)
+        return m.group(1) + render_value(root, m.group(2), m.group(3)) + m.group(5)
+    return VALUE.sub(value, BLOCK.sub(table, text))
 
 
 def stale(text, root):

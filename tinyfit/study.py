@@ -549,7 +549,8 @@ def format_markdown(summary):
         for col, st in s["columns"].items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
             lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {_pct(st['low'])}-{_pct(st['high'])}"
-                         f" | {_chance(st)} | {_pct(st['trained_mean'])}% | {per} |")
+                         f" | {_chance(st)} | {_pct(st['trained_mean']) + '%' if st['trained_mean'] is not None else '-'}"
+                         f" | {per} |")
     pairs = [(cell, p) for cell, s in summary.items() for p in s["pairs"]]
     if pairs:
         lines += ["", "| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | verdict |",
