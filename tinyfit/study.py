@@ -548,9 +548,9 @@ def format_markdown(summary):
     for cell, s in summary.items():
         for col, st in s["columns"].items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
+            trained = "-" if st["trained_mean"] is None else _pct(st["trained_mean"]) + "%"
             lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {_pct(st['low'])}-{_pct(st['high'])}"
-                         f" | {_chance(st)} | {_pct(st['trained_mean']) + '%' if st['trained_mean'] is not None else '-'}"
-                         f" | {per} |")
+                         f" | {_chance(st)} | {trained} | {per} |")
     pairs = [(cell, p) for cell, s in summary.items() for p in s["pairs"]]
     if pairs:
         lines += ["", "| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | verdict |",
