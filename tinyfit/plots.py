@@ -192,36 +192,47 @@ def _trace_series(rows, method, stage, field):
 
 def gradient_flow(rows, path, title=""):
     """Where the training signal goes: for backprop, KD and FitNets' two stages (columns),
-    each layer's gradient norm per step (top) and the scale (root mean square) of its output
-    on a fixed probe batch (bottom), the geometric mean over seeds, on log scales. Layers are
-    coloured from the input (light) to the classifier (dark)."""
+    each layer's gradient norm per step (top), the size of the update the optimiser made to
+    it (middle) and the scale (root mean square) of its output on a fixed probe batch
+    (bottom); geometric means over seeds, log scales. Layers keep one colour in every panel,
+    from the input (light) to the classifier (dark); the stage-1 head is grey."""
     import math
     plt = _plt()
-    fig, axes = plt.subplots(2, len(GRADIENT_PANELS), figsize=(3.4 * len(GRADIENT_PANELS), 6.4), squeeze=False,
-                             sharey="row")
+    fields = (("grad", "gradient norm"), ("update", "update norm"), ("act", "output scale (RMS)"))
+    fig, axes = plt.subplots(len(fields), len(GRADIENT_PANELS), figsize=(3.4 * len(GRADIENT_PANELS), 8.6),
+                             squeeze=False, sharey="row")
     cmap = plt.get_cmap("viridis")
+    order = []
+    for r in rows:
+        for rec in r.get("trace", [])[:1] + r.get("trace", [])[-1:]:
+            order += [k for k in rec["grad"] if k not in order]
+    net = [k for k in order if "/" not in k and k != "regressor" and k != "classifier"]
+    color = {k: cmap(1 - (i + 0.5) / max(len(net), 1)) for i, k in enumerate(net)}
     for j, (method, stage, label) in enumerate(GRADIENT_PANELS):
-        for i, field in enumerate(("grad", "act")):
+        for i, (field, name) in enumerate(fields):
             ax = axes[i][j]
-            series = _trace_series(rows, method, stage, field)
-            layers = list(series)
-            for k, layer in enumerate(layers):
-                seeds = list(series[layer].values())
-                n = min(len(s) for s in seeds)
+            for layer, by_seed in _trace_series(rows, method, stage, field).items():
+                seeds = list(by_seed.values())
+                n = min(len(q) for q in seeds)
                 t = [p[0] for p in seeds[0][:n]]
-                g = [math.exp(sum(math.log(max(s[q][1], 1e-30)) for s in seeds) / len(seeds)) for q in range(n)]
-                ax.plot(t, g, color=cmap(1 - (k + 0.5) / max(len(layers), 1)), lw=1.1, label=layer)
+                g = [math.exp(sum(math.log(max(q[k][1], 1e-30)) for q in seeds) / len(seeds)) for k in range(n)]
+                ax.plot(t, g, color=color.get(layer, "0.55"), lw=1.1, label=layer,
+                        ls="-" if layer in color else "--")
             ax.set_yscale("log")
             ax.grid(alpha=0.3, which="major")
             if i == 0:
                 ax.set_title(label, fontsize=9)
             if j == 0:
-                ax.set_ylabel("gradient norm per layer" if field == "grad" else "output scale (RMS) per layer")
-            if i == 1:
+                ax.set_ylabel(name + " per layer")
+            if i == len(fields) - 1:
                 ax.set_xlabel("epoch")
-            if layers and j == len(GRADIENT_PANELS) - 1 and i == 0:
-                ax.legend(fontsize=7, ncol=2, loc="lower right")
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)
