@@ -25,17 +25,17 @@ import time
 # as the training commands do (examples/mnist_fitnet.py says why); before NumPy loads
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import tinyfit as tf  # noqa: E402
-import tinyfit.functional as F  # noqa: E402
-from tinyfit import backend  # noqa: E402
-from tinyfit.files import atomic_write  # noqa: E402
-from tinyfit.models import mnist_student, mnist_teacher, multiplications  # noqa: E402
-from tinyfit.provenance import provenance  # noqa: E402
-from tinyfit.optim import SGD, RMSProp  # noqa: E402
+import tinyfit as tf
+import tinyfit.functional as F
+from tinyfit import backend
+from tinyfit.files import atomic_write
+from tinyfit.models import mnist_student, mnist_teacher, multiplications
+from tinyfit.provenance import provenance
+from tinyfit.optim import SGD, RMSProp
 
 
 def sync(device):

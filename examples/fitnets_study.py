@@ -82,7 +82,7 @@ def main(argv=None):
     if a.experiment == "position":
         for g, k, why in guided_positions():
             print(f"guided {g}: " + (f"{k}x{k} regressor" if k else f"not run: {why}"), flush=True)
-    log = lambda *m: print(*m, flush=True)  # noqa: E731
+    log = lambda *m: print(*m, flush=True)
     command = "python examples/fitnets_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
     # workers load the data themselves (the same call as here) and the teacher from its file
     load = functools.partial(D.mnist_split, a.data_dir, a.quick)

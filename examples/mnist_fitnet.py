@@ -25,13 +25,13 @@ from dataclasses import replace
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import tinyfit  # noqa: E402
-from tinyfit import backend, data as D  # noqa: E402
-from tinyfit.checkpoint import CheckpointError  # noqa: E402
-from tinyfit.pipeline import (ALL_METHODS, BUDGETS, METHODS, VARIANTS, ConfigError, PipelineConfig,  # noqa: E402
+import tinyfit
+from tinyfit import backend, data as D
+from tinyfit.checkpoint import CheckpointError
+from tinyfit.pipeline import (ALL_METHODS, BUDGETS, METHODS, VARIANTS, ConfigError, PipelineConfig,
                               format_table, run_pipeline)
-from tinyfit.files import FolderBusy, OutputError  # noqa: E402
-from tinyfit.training import Interrupted, NonFiniteError  # noqa: E402
+from tinyfit.files import FolderBusy, OutputError
+from tinyfit.training import Interrupted, NonFiniteError
 
 
 def add_common_args(p, out):
@@ -140,7 +140,7 @@ def main(argv=None):
     names = {"code": "U(-0.005, 0.005)", "glorot": "Glorot uniform"}
     print(f"init: students {cfg.init} ({names[cfg.init]}), teacher {cfg.teacher_init} ({names[cfg.teacher_init]})",
           flush=True)
-    log = lambda *m: print(*m, flush=True)  # noqa: E731
+    log = lambda *m: print(*m, flush=True)
     info = run_pipeline(data, a.out, cfg, a.methods, a.teacher, resume=a.resume, log=log,
                         info={"data": source, "command": "python examples/mnist_fitnet.py " +
                               " ".join(argv if argv is not None else sys.argv[1:])})

@@ -8,11 +8,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from tinyfit import optim  # noqa: E402
-from tinyfit.fitnets import (KDConfig, LinearDecay, init_from_stage1, make_regressor, train_backprop,  # noqa: E402
+from tinyfit import optim
+from tinyfit.fitnets import (KDConfig, LinearDecay, init_from_stage1, make_regressor, train_backprop,
                              train_hints, train_kd, train_teacher)
-from tinyfit.nn import eval_outputs  # noqa: E402
-from tiny import spec, tiny_data, tiny_student, tiny_teacher  # noqa: E402
+from tinyfit.nn import eval_outputs
+from tiny import spec, tiny_data, tiny_student, tiny_teacher
 
 
 def kill_after(kill_at):

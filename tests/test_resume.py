@@ -51,7 +51,7 @@ def assert_same_final_state(path_a, path_b, stage):
         assert np.array_equal(arr_a[k], arr_b[k]), f"{stage}: checkpoint array {k} differs after resume"
     assert meta_a["rng"] == meta_b["rng"], f"{stage}: generator state differs after resume"
     assert meta_a["optimizer"] == meta_b["optimizer"]
-    keep = lambda st: {k: v for k, v in st.items() if k != "seconds"}  # noqa: E731
+    keep = lambda st: {k: v for k, v in st.items() if k != "seconds"}
     assert keep(meta_a["state"]) == keep(meta_b["state"])
 
 

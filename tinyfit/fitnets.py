@@ -312,7 +312,7 @@ def train_label_stage1(student, guided, classifier, data, spec, rng, ckpt_path=N
     validation error selects the best epoch. Stage 2 then drops the classifier, as FitNets
     drops the regressor."""
     x, y = data.x_train, data.y_train
-    head = lambda xb: classifier(student(Tensor(xb), until=guided))  # noqa: E731
+    head = lambda xb: classifier(student(Tensor(xb), until=guided))
 
     def loss_fn(idx):
         out = head(x[idx])

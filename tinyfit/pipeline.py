@@ -328,22 +328,22 @@ def _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log
     if method == "dsn-kd":
         head = aux_classifier(layer_shape(s1, student.guided, data.x_train.shape[1:]), max_norm=0.9,
                               rng=r1).to(device)
-        train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck,  # noqa
+        train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck,
                                                **common)
     else:
         source = teacher.untrained() if method == "random-hints-kd" else teacher
         reg = _regressor(s1, student, source, data, r1, device, log)
         hints, val_hints = source.hints(TEACHER_HINT)
-        train1 = lambda ck: train_hints(s1, student.guided, reg, hints, data, spec1, r1,  # noqa: E731
+        train1 = lambda ck: train_hints(s1, student.guided, reg, hints, data, spec1, r1,
                                         val_hints=val_hints, ckpt_path=ck, **common)
     s1, res1 = run("stage1", s1, train1)
     log(f"stage1: best validation {'error' if method == 'dsn-kd' else 'hint loss'} {res1['best_val_error']:.4f} "
         f"at epoch {res1['best_epoch']}")
     model, r2 = init_from_stage1(build("fitnet"), s1, student.guided), rng("fitnet")
     if method == "hints-backprop":
-        train2 = lambda ck: train_backprop(model, data, spec, r2, stage=method, ckpt_path=ck, **common)  # noqa
+        train2 = lambda ck: train_backprop(model, data, spec, r2, stage=method, ckpt_path=ck, **common)
     else:
-        train2 = lambda ck: train_kd(model, data, spec, r2, teacher.logits, cfg.kd(), stage=method,  # noqa: E731
+        train2 = lambda ck: train_kd(model, data, spec, r2, teacher.logits, cfg.kd(), stage=method,
                                      ckpt_path=ck, **common)
     model, res = run(method, model, train2)
     return model, dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
@@ -368,10 +368,10 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
         raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {method!r}")
     student = student or mnist_student_spec(cfg.pieces, cfg.pooling)
     device, init, E = cfg.device, cfg.weight_init(), cfg.budget.student
-    build = lambda stage: student.build(init, cfg.rng(stage, student.key)).to(device)  # noqa: E731
-    rng = lambda stage: cfg.rng(stage, student.key)  # noqa: E731
+    build = lambda stage: student.build(init, cfg.rng(stage, student.key)).to(device)
+    rng = lambda stage: cfg.rng(stage, student.key)
     settings = run_settings(method, data, cfg, student, teacher)
-    run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume, device, log,  # noqa: E731
+    run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume, device, log,
                                                      settings)
     common = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
     spec = cfg.stage_spec(E)

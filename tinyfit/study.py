@@ -269,7 +269,7 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     if data is None:
         data, teacher = _worker_inputs(load_data, teacher_file, cfg.device)
     if log is None:
-        log = lambda *m: print(f"{run.name}:", *m, flush=True)  # noqa: E731
+        log = lambda *m: print(f"{run.name}:", *m, flush=True)
     t0 = time.perf_counter()
     run_dir = _run_dir(exp_dir, run)
     rcfg = replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight)

@@ -148,7 +148,7 @@ class Sqrt(Function):
 
 
 class MatMul(Function):
-    """(..., n, k) @ (..., k, m) -> (..., n, m); 2-D in the common case."""
+    """(n, k) @ (k, m) -> (n, m): 2-D operands only (reshape a batch of matrices first)."""
     def forward(self, a, b):
         if a.ndim < 1 or b.ndim < 1 or a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
             raise ValueError(
