@@ -23,7 +23,7 @@ def load_example(name):
 
 def test_plans_have_distinct_runs_and_check_their_arguments():
     for exp, n in (("init", 2 * 3 * 3), ("depth", 4 * 3 * 3), ("curves", 3 * 3), ("ablate", 2 * 3 * 9),
-                   ("position", 3 * 5), ("gradients", 3 * 3)):
+                   ("position", 3 * 5), ("gradients", 3 * 3), ("floor", 3 * 4)):
         runs = plan(exp, [0, 1, 2])
         assert len(runs) == n and len({r.name for r in runs}) == n, exp
     for exp in ("init", "depth", "curves", "gradients"):
@@ -87,7 +87,7 @@ def test_single_stage_weight_is_chosen_on_validation_never_on_test():
     assert ("single-stage", "fitnet") in pairs and ("single-stage beta=0.26", "kd") in pairs
 
 
-@pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients"])
+@pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients", "floor"])
 def test_quick_study_then_resume(experiment, tmp_path, capsys):
     study = load_example("fitnets_study")
     out = str(tmp_path / "study")

@@ -47,6 +47,8 @@ METHOD_NAMES = {"teacher": "teacher", "backprop": "student, backprop", "kd": "st
                 "fitnet": "student, FitNets (hints + KD)", "single-stage": "student, single-stage CE + beta x hint",
                 "dsn-kd": "student, label stage 1 (DSN-style) + KD",
                 "random-hints-kd": "student, random-teacher hints + KD", "hints-backprop": "student, hints + backprop"}
+# the official RMSProp's floor on the root mean square of a gradient (pylearn2)
+RMS_FLOOR = 1e-5
 # one generator stream per stage, derived from the seed (and the student's key)
 STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4, "single-stage": 5}
 
@@ -122,6 +124,7 @@ class PipelineConfig:
     progress: bool = True
     hint_weight: float | None = None
     max_epochs: int | None = None
+    rms_floor: float = RMS_FLOOR
 
     def __post_init__(self):
         for k in ("init", "teacher_init"):
@@ -142,6 +145,8 @@ class PipelineConfig:
             raise ConfigError("pooling", f"must be 'ceil' or 'floor', got {self.pooling!r}")
         if self.hint_weight is not None and not (np.isfinite(self.hint_weight) and self.hint_weight >= 0):
             raise ConfigError("hint_weight", f"must be a finite number >= 0, got {self.hint_weight!r}")
+        if not (np.isfinite(self.rms_floor) and self.rms_floor > 0):
+            raise ConfigError("rms_floor", f"must be a finite number > 0 (official: 1e-5), got {self.rms_floor!r}")
         if self.max_epochs is not None and (not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1):
             raise ConfigError("max_epochs", f"must be a positive integer, got {self.max_epochs!r}")
 
@@ -166,7 +171,7 @@ class PipelineConfig:
         fit = FitConfig(epochs=epochs, batch_size=self.batch_size, patience=self.budget.patience)
         if teacher:
             return StageSpec("sgd", 0.05, 0.5, 0.7, 250, fit=fit)
-        return StageSpec("rmsprop", 0.0005, fit=fit)
+        return StageSpec("rmsprop", 0.0005, rms_eps=self.rms_floor, fit=fit)
 
 
 class SettingsError(ValueError):
@@ -283,6 +288,8 @@ def run_settings(method, data, cfg, student, teacher):
         s["hint_weight"] = cfg.hint_weight
     if cfg.max_epochs:
         s["max_epochs"] = cfg.max_epochs
+    if cfg.rms_floor != RMS_FLOOR:  # recorded only when not the official value
+        s["rms_floor"] = cfg.rms_floor
     return s
 
 

@@ -42,7 +42,7 @@ __all__ = ["check_executor", "EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "S
            "make_executor", "plan", "depth_students", "train_run", "run_study", "summarize", "compare",
            "format_summary", "format_markdown"]
 
-EXPERIMENTS = ("init", "depth", "curves", "ablate", "position", "gradients")
+EXPERIMENTS = ("init", "depth", "curves", "ablate", "position", "gradients", "floor")
 DEPTHS = (3, 5, 7, 9)
 # epoch budgets on the embedded digits, sized for 2 cores (docs/study.md: measured wall times);
 # init, ablate, position, curves and gradients share one budget, so they share their runs
@@ -54,10 +54,11 @@ STUDY_BUDGETS = {
     "ablate": _MNIST_BUDGET,
     "position": _MNIST_BUDGET,
     "gradients": _MNIST_BUDGET,
+    "floor": _MNIST_BUDGET,
 }
 # the seeds each experiment runs by default, sized to its time budget on 2 cores
 DEFAULT_SEEDS = {"init": (0, 1, 2, 3, 4, 5), "depth": (0, 1, 2), "curves": (0, 1, 2), "ablate": (0, 1, 2, 3, 4),
-                 "position": (0, 1, 2), "gradients": (0, 1, 2, 3, 4)}
+                 "position": (0, 1, 2), "gradients": (0, 1, 2, 3, 4), "floor": (0, 1, 2, 3, 4)}
 # a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
 CHANCE_LINE = 0.5
 # the gradients experiment records the first GRADIENT_EPOCHS epochs of each stage (stage 1:
@@ -73,7 +74,8 @@ class Run:
     experiment: the experiment whose folder holds the run; runs that several experiments
     use (the init cells' backprop, KD and FitNets students) live in one place and are shared.
     guided: the guided layer when it is not the student's own (the position experiment).
-    beta: the hint weight of a single-stage run."""
+    beta: the hint weight of a single-stage run. floor: its RMSProp floor (the floor
+    experiment)."""
     experiment: str
     method: str
     seed: int
@@ -82,6 +84,7 @@ class Run:
     width: int = 0
     guided: str = ""
     beta: float = 0.0
+    floor: float = 0.0      # the students' RMSProp floor when not the official 1e-5
 
     @property
     def cell(self):
@@ -93,13 +96,16 @@ class Run:
         """What this run stands for within its cell: its method, guided layer or hint weight."""
         if self.guided:
             return f"guided {self.guided}"
+        if self.floor:
+            return f"{self.method} floor={self.floor:g}"
         return f"single-stage beta={self.beta:g}" if self.method == "single-stage" else self.method
 
     @property
     def name(self):
         head = f"depth{self.depth}" if self.depth else f"init-{self.init}"
-        tail = (f"-{self.guided}" if self.guided else "") + (f"-beta{self.beta:g}" if self.method == "single-stage"
-                                                                else "")
+        tail = (f"-{self.guided}" if self.guided else "") + (f"-floor{self.floor:g}" if self.floor else "")
+        if self.method == "single-stage":
+            tail += f"-beta{self.beta:g}"
         return f"{head}/seed{self.seed}/{self.method}{tail}"
 
     def student(self, pieces="code", pooling="ceil"):
@@ -123,6 +129,9 @@ LIBRARY_BETA = 0.26
 BETA_GRID = (0.026, LIBRARY_BETA, 2.6)
 ABLATIONS = ("dsn-kd", "random-hints-kd", "hints-backprop")
 GUIDED_POSITIONS = ("h0", "h1", "h2", "h3", "h4", "h5")
+# the floor experiment: RMSProp's floor on a gradient's root mean square lowered from the
+# official 1e-5 to 1e-8 (the size of the usual additive epsilon), backprop and KD
+LOW_FLOOR = 1e-8
 
 
 def guided_positions(pieces="code", pooling="ceil"):
@@ -162,6 +171,9 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
                 for s in seeds for g, k, _ in guided_positions() if k]
     if experiment == "gradients":
         return [Run("gradients", m, s, "code") for s in seeds for m in methods]
+    if experiment == "floor":
+        return [r for s in seeds for m in ("backprop", "kd")
+                for r in (Run("init", m, s, "code"), Run("floor", m, s, "code", floor=LOW_FLOOR))]
     return [Run("init", m, s, init) for s in seeds for m in methods]
 
 
@@ -272,7 +284,7 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
         log = lambda *m: print(f"{run.name}:", *m, flush=True)
     t0 = time.perf_counter()
     run_dir = _run_dir(exp_dir, run)
-    rcfg = replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight)
+    rcfg = _run_config(cfg, run)
     hooks, recorder = (), None
     if run.experiment == "gradients":
         # a trace must cover every recorded step, so a gradients run restarts rather than resumes
@@ -291,6 +303,12 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     return row
 
 
+def _run_config(cfg, run):
+    """The study's settings with the run's seed, init, hint weight and RMSProp floor."""
+    return replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight,
+                   rms_floor=run.floor or cfg.rms_floor)
+
+
 def _run_dir(exp_dir, run):
     return os.path.join(os.path.dirname(exp_dir), run.experiment, run.name)
 
@@ -302,7 +320,7 @@ def _finished(run, exp_dir, data, cfg, teacher):
     done = _load_result(path)
     if done is None:
         return None
-    rcfg = replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight)
+    rcfg = _run_config(cfg, run)
     if run.experiment == "gradients":
         rcfg = replace(rcfg, max_epochs=GRADIENT_EPOCHS)
     check_settings(path, done.get("settings"),
@@ -421,6 +439,9 @@ def column_label(column):
     if column.startswith("single-stage beta="):
         beta = float(column.split("=")[1])
         return f"single-stage, beta {beta:g}" + (" (RepDistiller's weight)" if beta == LIBRARY_BETA else "")
+    if " floor=" in column:
+        method, floor = column.split(" floor=")
+        return f"{COLUMN_LABELS.get(method, method)}, RMSProp floor {floor}"
     if column.startswith("guided "):
         g = column.split()[1]
         return f"hints at {g} + KD" + (" (the paper's: FitNets)" if g == STUDENT_GUIDED else "")
@@ -439,6 +460,9 @@ def _pairs(experiment, columns):
         want = [(c, ref) for c in columns if c != ref]
     elif experiment == "gradients":
         want = []
+    elif experiment == "floor":
+        lo = f"{LOW_FLOOR:g}"
+        want = [(f"backprop floor={lo}", "backprop"), (f"kd floor={lo}", "kd"), (f"backprop floor={lo}", "kd")]
     else:
         want = [(a, b) for i, a in enumerate(METHODS) for b in METHODS[i + 1:]]
     return [(a, b) for a, b in want if a in columns and b in columns]
