@@ -38,6 +38,8 @@ def load(root, name):
     view = {"info": info}
     if "experiment" in info:
         view["summary"] = summarize(info["results"], info["experiment"], info.get("smoke", False))
+    if info.get("experiment") == "gradients":
+        view["trace"] = trace_summary(info["results"])
     return view
 
 
@@ -55,6 +57,8 @@ FORMATS = {
     "sec": lambda v: f"{v:.0f} s",
     "ms": lambda v: f"{v:.1f} ms",
     "x": lambda v: f"{v:.2f}",
+    "sci": lambda v: f"{v:.1e}",
+    "g2": lambda v: f"{v:.2g}",
     "commit": lambda v: (v or "unknown")[:7] + (" (uncommitted changes)" if v and v.endswith("+dirty") else ""),
     "str": str,
     "len": lambda v: str(len(v)),
@@ -146,32 +150,48 @@ def _positions(view):
     return "\n".join(lines)
 
 
-def _gradients(view):
-    """Per regime and layer, geometric means over seeds of the gradient norm, the update norm
-    and the output scale at the first step and at the last recorded one."""
+def trace_summary(rows):
+    """{regime: {layer: {grad0, grad1, update0, update1, act0, act1}}}: per regime of the
+    gradients experiment ('backprop', 'kd', 'stage1', 'stage2') and layer, the geometric mean
+    over seeds of the gradient norm, the update norm and the output scale at the first step
+    (0) and at the last recorded one (1)."""
     import math
     from .plots import GRADIENT_PANELS
-    rows = view["info"]["results"]
-    lines = ["| regime | layer | gradient norm, first step | last step | update norm, first step | last step | "
-             "output scale, first step | last step |", "|---|---|---|---|---|---|---|---|"]
 
     def gmean(vals):
-        vals = [v for v in vals if v is not None]
-        return f"{math.exp(sum(math.log(max(v, 1e-300)) for v in vals) / len(vals)):.2g}" if vals else ""
-
-    def ends(traces, field, layer):
-        recs = [[t for t in tr if field in t and layer in t[field]] for tr in traces]
-        recs = [r for r in recs if r]
-        return (gmean([r[0][field][layer] for r in recs]), gmean([r[-1][field][layer] for r in recs])) if recs \
-            else ("", "")
-    for method, stage, label in GRADIENT_PANELS:
+        return math.exp(sum(math.log(max(v, 1e-300)) for v in vals) / len(vals)) if vals else None
+    out = {}
+    for method, stage, _ in GRADIENT_PANELS:
         traces = [[t for t in r["trace"] if t["stage"] == stage] for r in rows if r["method"] == method]
         traces = [t for t in traces if t]
         if not traces:
             continue
+        regime = {"fitnet": "stage2"}.get(stage, stage)
+        out[regime] = {}
         for layer in traces[0][0]["grad"]:
-            cells = [v for f in ("grad", "update", "act") for v in ends(traces, f, layer)]
-            lines.append(f"| {label} | {layer} | " + " | ".join(cells) + " |")
+            cell = {}
+            for field, name in (("grad", "grad"), ("update", "update"), ("act", "act")):
+                recs = [[t for t in tr if field in t and layer in t[field]] for tr in traces]
+                recs = [q for q in recs if q]
+                cell[name + "0"] = gmean([q[0][field][layer] for q in recs])
+                cell[name + "1"] = gmean([q[-1][field][layer] for q in recs])
+            out[regime][layer] = cell
+    return out
+
+
+REGIMES = {"backprop": "backprop", "kd": "KD", "stage1": "FitNets stage 1 (hints)", "stage2": "FitNets stage 2 (KD)"}
+
+
+def _gradients(view):
+    """Per regime and layer: the gradient norm, the update norm and the output scale at the
+    first step and at the last recorded one (``trace_summary``)."""
+    lines = ["| regime | layer | gradient norm, first step | last step | update norm, first step | last step | "
+             "output scale, first step | last step |", "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "" if v is None else f"{v:.2g}"
+    for regime, layers in view["trace"].items():
+        for layer, c in layers.items():
+            cells = [fmt(c[k]) for k in ("grad0", "grad1", "update0", "update1", "act0", "act1")]
+            lines.append(f"| {REGIMES[regime]} | {layer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
