@@ -6,6 +6,7 @@
     python examples/fitnets_study.py ablate    # single stage, DSN-style stage 1, random-teacher hints, hints + backprop
     python examples/fitnets_study.py position  # the guided layer moved through the student's conv layers
     python examples/fitnets_study.py gradients # per-layer gradient norms and activation scales, first epochs
+    python examples/fitnets_study.py floor     # backprop and KD with RMSProp's floor lowered to 1e-8
     python examples/fitnets_study.py depth --quick      # smoke run, under a minute
     python examples/fitnets_study.py depth --jobs 2     # students in 2 local processes
     python examples/fitnets_study.py depth --scheduler tcp://host:8786   # on a Dask cluster
