@@ -8,11 +8,20 @@ Experiments (``EXPERIMENTS``):
   conv layers at about the MNIST student's multiplications per example, each trained by the
   three methods (guided layer in the middle of the student, hint at the teacher's middle).
 * ``curves``: the MNIST student's three methods, per-epoch training loss and validation error.
+* ``ablate``: the paper's unshown claims: a single stage (CE + beta x hint), label supervision
+  at the guided layer (DSN-style), hints from an untrained teacher, hints then backprop.
+* ``position``: the guided layer moved through the student's conv layers.
+* ``gradients``: per-layer gradient norms, update norms and output scales over the first
+  epochs of backprop, KD and both FitNets stages (a ``hooks.GradientRecorder``).
+* ``floor``: backprop and KD with RMSProp's floor lowered from 1e-5 to 1e-8.
 
-Each run (experiment cell x method x seed) trains into its own folder ``<out>/<experiment>/<run>``
-and writes ``result.json`` when it is done; ``resume=True`` skips finished runs and continues
-interrupted ones from their checkpoints. Results are summarised as mean and standard deviation
-over seeds, and every pair of methods is compared seed by seed (``compare``).
+Each run (experiment cell x method x seed) trains into its own folder
+``<out>/<experiment>/<run>`` and writes ``result.json`` when it is done; runs that several
+experiments use live in the folder of the one that defines them and are shared. ``resume=True``
+skips finished runs and continues interrupted ones from their checkpoints; nothing is reused
+under other settings. Results are summarised per method with a t interval over seeds and the
+count of seeds that left chance (exact binomial interval), and pairs of methods are compared
+seed by seed (``compare``; tinyfit.stats).
 """
 from __future__ import annotations
 
