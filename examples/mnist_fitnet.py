@@ -150,6 +150,8 @@ def main(argv=None):
                                        os.path.join(a.out, f"{m}.onnx"))
             print(f"ONNX: {path}", flush=True)
     print("\n" + format_table(info["results"]))
+    if a.quick:
+        print("SMOKE RUN (--quick): 512 training digits and 1-2 epochs; these numbers mean nothing.")
     print(f"total {info['wall_seconds']:.0f}s; command: {info['command']}")
     print(f"results: {os.path.join(a.out, 'results.json')}, {os.path.join(a.out, 'results.csv')}"
           + (f", {info['figure']}" if "figure" in info else " (pip install 'tinyfit[plot]' for curves.png)"))

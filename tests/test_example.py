@@ -40,6 +40,7 @@ def test_quick_run_then_resume(tmp_path, capsys):
         assert m.predict(np.zeros((1, 28, 28, 1), np.float32)).shape == (1,)
     text = capsys.readouterr().out
     assert "split: train 512, validation 128, test 256" in text and "regressor: guided h3 (4, 4, 16)" in text
+    assert "SMOKE RUN (--quick)" in text and "these numbers mean nothing" in text
     # --resume finds every stage finished and reproduces the table without training
     again = ex.main(["--quick", "--out", out, "--no-progress", "--seed", "3", "--resume"])
     assert [r["test_error"] for r in again["results"]] == [r["test_error"] for r in info["results"]]
