@@ -80,11 +80,21 @@ def _resolve(view, keys, where):
     return cur
 
 
+def _missing(root, name):
+    return not os.path.exists(os.path.join(root, name, "results.json"))
+
+
+NOT_YET = "(not measured yet)"
+
+
 def render_value(root, fmt, path):
-    """The text of value ``path`` (NAME/key/key..., through the view of ``load``) in ``fmt``."""
+    """The text of value ``path`` (NAME/key/key..., through the view of ``load``) in ``fmt``;
+    NOT_YET while results NAME have not been published."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown value format {fmt!r}; known: {', '.join(FORMATS)}")
     name, *keys = path.strip().split("/")
+    if _missing(root, name):
+        return NOT_YET
     return FORMATS[fmt](_resolve(load(root, name), keys, path))
 
 
@@ -245,6 +255,9 @@ def render_table(root, name, kind):
     kind, _, cell = kind.partition(":")
     if kind not in TABLES:
         raise ValueError(f"unknown table kind {kind!r}; known: {', '.join(TABLES)}")
+    if _missing(root, name):  # said on the page, so that a reader never sees an empty table
+        return (f"*Not measured yet with the code as it stands: `docs/results/{name}/results.json` does not exist "
+                "(docs/reproducibility.md says how to make it).*")
     view = load(root, name)
     if cell:
         keep = {c: s for c, s in view.get("summary", {}).items() if c.replace(" ", "-") == cell}
@@ -257,22 +270,16 @@ def render_table(root, name, kind):
 
 def refresh(text, root, missing=None):
     """``text`` with every marked table and value rendered anew from the results under
-    ``root``. With a list ``missing``, a part whose results file does not exist yet is left
-    as it is and its results' name added to the list (else that is an error)."""
-    def absent(name):
-        if missing is not None and not os.path.exists(os.path.join(root, name, "results.json")):
-            missing.append(name)
-            return True
-        return False
-
+    ``root``; the names of results not published yet are added to the list ``missing``."""
     def table(m):
-        if absent(m.group(2)):
-            return m.group(0)
+        if missing is not None and _missing(root, m.group(2)):
+            missing.append(m.group(2))
         return m.group(1) + render_table(root, m.group(2), m.group(3)) + "\n" + m.group(5)
 
     def value(m):
-        if absent(m.group(3).strip().split("/")[0]):
-            return m.group(0)
+        name = m.group(3).strip().split("/")[0]
+        if missing is not None and _missing(root, name):
+            missing.append(name)
         return m.group(1) + render_value(root, m.group(2), m.group(3)) + m.group(5)
     return VALUE.sub(value, BLOCK.sub(table, text))
 
