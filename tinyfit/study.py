@@ -512,7 +512,7 @@ def summarize(rows, experiment="init", smoke=False):
             stats["single-stage"] = dict(stats[best], chosen=best)
             cols["single-stage"] = cols[best]
         pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in _pairs(experiment, list(stats))]
-        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen)
+        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke)
     return out
 
 
@@ -550,8 +550,7 @@ def format_summary(summary, experiment=""):
     """The tables the study prints: per cell, the test error of each column (mean, 95%
     interval, every seed), how many seeds left chance, then the paired comparisons."""
     lines = []
-    smoke = any(p["verdict"].startswith("smoke") for s in summary.values() for p in s["pairs"])
-    if smoke:
+    if any(s.get("smoke") for s in summary.values()):
         lines.append(SMOKE_NOTE)
     for cell, s in summary.items():
         lines.append(f"{experiment + ': ' if experiment else ''}{cell}")
@@ -574,8 +573,7 @@ def format_markdown(summary):
     """The summary as Markdown: per cell and column the test error (mean, 95% t interval,
     every seed) and how many seeds left chance (exact 95% interval; the mean error of those
     runs); then the paired comparisons with their 95% intervals and verdicts."""
-    smoke = any(p["verdict"].startswith("smoke") for s in summary.values() for p in s["pairs"])
-    lines = [f"**{SMOKE_NOTE}**", ""] if smoke else []
+    lines = [f"**{SMOKE_NOTE}**", ""] if any(s.get("smoke") for s in summary.values()) else []
     lines += ["| cell | method | mean test error | 95% CI | left chance (95% CI) | error of those | per seed |",
               "|---|---|---|---|---|---|---|"]
     for cell, s in summary.items():
