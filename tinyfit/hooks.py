@@ -19,7 +19,8 @@ _MAIN = ("model", "student")  # fit's module names whose children are the networ
 
 def _layer_of(module_name, module, param_name):
     child = param_name.split(".", 1)[0]
-    if len(module._modules) > 1 and child in module._modules:  # a stack of layers
+    children = dict(module.named_children())
+    if len(children) > 1 and child in children:  # a stack of layers
         return child if module_name in _MAIN else f"{module_name}/{child}"
     return module_name
 
@@ -48,7 +49,7 @@ def activation_scales(net, x):
     try:
         with no_grad():
             h = Tensor(backend.to_device(x, net.device))
-            for name, layer in net._modules.items():
+            for name, layer in net.named_children():
                 h = layer(h)
                 if layer.parameters():
                     out[name] = math.sqrt(float((h.data.astype("float64") ** 2).mean()))

@@ -74,6 +74,10 @@ class Module:
     def parameters(self):
         return [p for _, p in self.named_parameters()]
 
+    def named_children(self):
+        """[(name, sub-module)] in the order they were set (a Sequential's layers)."""
+        return list(self._modules.items())
+
     def modules(self):
         yield self
         for m in self._modules.values():
