@@ -89,6 +89,8 @@ def load_data(a):
         a.data_dir = D.download_mnist(a.cache_dir, a.mirror)
     split, source = D.mnist_split(a.data_dir, a.quick)
     print(f"data: {source}\nsplit: {split.describe()}; device: {a.device}", flush=True)
+    if a.device == "cpu" and (note := backend.shared_cores_warning()):
+        print(note, flush=True)
     if a.device != "cpu":
         split = D.Split(*(backend.to_device(getattr(split, f), a.device) for f in
                           ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")))

@@ -92,3 +92,20 @@ def test_import_changes_no_process_wide_setting():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "TINYFIT_MALLOC_TUNE": "1"})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_shared_cores_warning_only_when_threads_exceed_the_free_cores(monkeypatch):
+    assert backend.shared_cores_warning(busy=0.2, cores=2, threads=2) is None  # an idle machine
+    assert backend.shared_cores_warning(busy=1.0, cores=4, threads=3) is None  # 3 cores are free
+    assert backend.shared_cores_warning(busy=1.0, cores=2, threads=1) is None  # already one thread
+    note = backend.shared_cores_warning(busy=1.2, cores=2, threads=2)
+    assert "load average 1.2 on 2 cores" in note and "2 threads" in note
+    assert "OPENBLAS_NUM_THREADS=1 TINYFIT_NUM_THREADS=1" in note
+    note = backend.shared_cores_warning(busy=3.0, cores=8, threads=8)
+    assert "OPENBLAS_NUM_THREADS=5 TINYFIT_NUM_THREADS=5" in note
+    # the thread count a run would use: OpenBLAS's from its variable, else one per core
+    monkeypatch.setattr(backend, "_threads", 1)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert backend.shared_cores_warning(busy=1.0, cores=2) is None
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert "2 threads" in backend.shared_cores_warning(busy=1.0, cores=2)

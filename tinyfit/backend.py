@@ -15,7 +15,7 @@ import sys
 import numpy as np
 
 __all__ = [
-    "batch_parallel", "num_threads", "synchronize", "tune_malloc", "DeviceError", "get_array_module", "device_of",
+    "batch_parallel", "num_threads", "busy_cores", "shared_cores_warning", "synchronize", "tune_malloc", "DeviceError", "get_array_module", "device_of",
     "to_device", "to_numpy", "default_device", "check_device", "cupy_available",
 ]
 
@@ -178,6 +178,40 @@ def batch_parallel(fn, n, xp=np, min_n=8):
 
 
 CHUNKS_PER_THREAD = 2
+
+
+def busy_cores() -> float:
+    """Cores that other processes kept busy over the last minute: the 1-minute load average
+    (a command calls this as it starts, before its own work counts); 0 where the system does
+    not say."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def shared_cores_warning(busy=None, cores=None, threads=None):
+    """One line to print when other processes keep some of the cores busy, else None.
+
+    The GEMMs' OpenBLAS threads (one per core unless $OPENBLAS_NUM_THREADS says otherwise)
+    split every product statically and wait for each other at its end, so a thread that
+    shares its core with another busy process holds up every GEMM of the step: measured in
+    docs/benchmarks.md, two such runs on 2 cores each run several times slower than alone.
+    The thread counts are not changed here, because OpenBLAS's can change float32 rounding
+    (docs/reproducibility.md): the user chooses, knowingly."""
+    busy = busy_cores() if busy is None else busy
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads is None:
+        env = os.environ.get("OPENBLAS_NUM_THREADS", "")
+        threads = max(num_threads(), int(env) if env.isdigit() and int(env) > 0 else cores)
+    free = max(1, int(cores - busy + 0.5))
+    if busy < 0.5 or threads <= free:
+        return None
+    return (f"note: other processes keep the cores busy (1-minute load average {busy:.1f} on {cores} cores), "
+            f"and this run's {threads} threads wait for each other at every GEMM, so it can run several times "
+            f"slower; on a shared machine give it the free cores: OPENBLAS_NUM_THREADS={free} "
+            f"TINYFIT_NUM_THREADS={free} (float32 results can then round differently; docs/benchmarks.md)")
 
 
 def tune_malloc() -> bool:

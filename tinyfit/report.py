@@ -243,7 +243,21 @@ def _gemm(view):
     return "\n".join(lines)
 
 
-TABLES = {"family": _family, "profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors,
+def _load(view):
+    """Step time per thread setting (rows) and number of busy processes (columns)."""
+    rows = view["info"]["rows"]
+    loads = sorted({r["load"] for r in rows})
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cell = {(r["setting"], r["load"]): r for r in rows}
+    lines = ["| threads | " + " | ".join(f"{n} busy processes" for n in loads) + " |", "|---|" + "---|" * len(loads)]
+    for s in settings:
+        cells = [cell.get((s, n)) for n in loads]
+        lines.append(f"| {s} | " + " | ".join("" if c is None else f"{c['step_ms']:.0f} ms" + (
+            f" ({c['slowdown']:.1f}x)" if "slowdown" in c else "") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+TABLES = {"family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors,
           "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients,
           "speed": _speed}
 
