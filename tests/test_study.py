@@ -85,6 +85,10 @@ def test_single_stage_weight_is_chosen_on_validation_never_on_test():
     assert s["columns"]["single-stage"]["per_seed"] == {"0": .2, "1": .2}
     pairs = {(p["a"], p["b"]) for p in s["pairs"]}
     assert ("single-stage", "fitnet") in pairs and ("single-stage beta=0.26", "kd") in pairs
+    # a tie in validation error goes to the smaller weight, whatever the rows' order
+    vals["single-stage beta=0.26"] = vals["single-stage beta=0.026"] = (.1, .1)
+    rows = _rows("init code", errs, vals)[::-1]
+    assert summarize(rows, "ablate")["init code"]["chosen"]["single-stage"] == "single-stage beta=0.026"
 
 
 @pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients", "floor"])

@@ -15,7 +15,8 @@ import sys
 import numpy as np
 
 __all__ = [
-    "batch_parallel", "num_threads", "busy_cores", "shared_cores_warning", "synchronize", "tune_malloc", "DeviceError", "get_array_module", "device_of",
+    "batch_parallel", "num_threads", "busy_cores", "shared_cores_warning", "synchronize", "tune_malloc", "DeviceError",
+    "get_array_module", "device_of",
     "to_device", "to_numpy", "default_device", "check_device", "cupy_available",
 ]
 

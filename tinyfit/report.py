@@ -105,9 +105,16 @@ def _provenance(view):
     blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')} kernel)"
                      for b in (m.get("blas") or []))
     wall = info.get("wall_seconds")
+    trained = [i["trained"] for i in info.get("invocations", []) if "trained" in i]
+    runs = ""
+    if trained and "results" in info and sum(trained) < len(info["results"]):
+        found = "shared with another experiment or trained by an earlier, interrupted invocation"
+        runs = (f" for the {sum(trained)} of {len(info['results'])} runs it trained (the others it found finished: "
+                f"{found})" if sum(trained) else f" (it trained none of its {len(info['results'])} runs: it found "
+                f"them finished, {found})")
     return (f"Made by commit `{FORMATS['commit'](p.get('commit'))}` with `{p.get('command')}` on {m.get('cpu')} "
             f"({m.get('cores')} cores; NumPy {m.get('numpy')}" + (f", {blas}" if blas else "") + ")"
-            + (f", {_minutes(wall)} of wall time" if wall else "") + f", {p.get('date', 'date unknown')}.")
+            + (f", {_minutes(wall)} of wall time{runs}" if wall else "") + f", {p.get('date', 'date unknown')}.")
 
 
 def _errors(view):
@@ -257,9 +264,9 @@ def _load(view):
     return "\n".join(lines)
 
 
-TABLES = {"family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors,
-          "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients,
-          "speed": _speed}
+TABLES = {"family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance,
+          "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions,
+          "gradients": _gradients, "speed": _speed}
 
 
 def render_table(root, name, kind):

@@ -495,7 +495,8 @@ def summarize(rows, experiment="init", smoke=False):
     CHANCE_LINE) with its exact binomial interval and the mean error of those runs. Each
     pair: the paired difference (a - b, per seed) with its 95% t interval and a verdict only
     when the interval excludes zero. In ablate, the single-stage column is the hint weight
-    with the lowest mean validation error over seeds (never the test error)."""
+    with the lowest mean validation error over seeds (never the test error; a tie goes to the
+    smaller weight)."""
     cells = {}
     for r in rows:
         c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
@@ -506,8 +507,9 @@ def summarize(rows, experiment="init", smoke=False):
         chosen = {}
         grid = {c: s for c, s in stats.items() if c.startswith("single-stage beta=")}
         if grid:
-            best = min(grid, key=lambda c: grid[c]["mean_val"])
-            chosen = {"single-stage": best, "by": "lowest mean validation error over seeds",
+            # a tie in validation error (one digit is 0.2 points of it) goes to the smaller weight
+            best = min(grid, key=lambda c: (grid[c]["mean_val"], float(c.split("=")[1])))
+            chosen = {"single-stage": best, "by": "lowest mean validation error over seeds (a tie: the smaller weight)",
                       "validation": {c: s["mean_val"] for c, s in grid.items()}}
             stats["single-stage"] = dict(stats[best], chosen=best)
             cols["single-stage"] = cols[best]
