@@ -62,6 +62,7 @@ FORMATS = {
     "commit": lambda v: (v or "unknown")[:7] + (" (uncommitted changes)" if v and v.endswith("+dirty") else ""),
     "str": str,
     "len": lambda v: str(len(v)),
+    "list": lambda v: ", ".join(map(str, v)),
 }
 
 
