@@ -99,7 +99,7 @@ def test_shared_cores_warning_only_when_threads_exceed_the_free_cores(monkeypatc
     assert backend.shared_cores_warning(busy=1.0, cores=4, threads=3) is None  # 3 cores are free
     assert backend.shared_cores_warning(busy=1.0, cores=2, threads=1) is None  # already one thread
     note = backend.shared_cores_warning(busy=1.2, cores=2, threads=2)
-    assert "load average 1.2 on 2 cores" in note and "2 threads" in note
+    assert "about 1 of the 2 cores busy" in note and "2 threads" in note
     assert "OPENBLAS_NUM_THREADS=1 TINYFIT_NUM_THREADS=1" in note
     note = backend.shared_cores_warning(busy=3.0, cores=8, threads=8)
     assert "OPENBLAS_NUM_THREADS=5 TINYFIT_NUM_THREADS=5" in note
@@ -109,3 +109,13 @@ def test_shared_cores_warning_only_when_threads_exceed_the_free_cores(monkeypatc
     assert backend.shared_cores_warning(busy=1.0, cores=2) is None
     monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     assert "2 threads" in backend.shared_cores_warning(busy=1.0, cores=2)
+
+
+def test_busy_cores_counts_other_runnable_threads_not_the_reader(monkeypatch):
+    import builtins
+    import io
+    reads = iter(["0.9 0.5 0.2 3/80 1234\n", "0.9 0.5 0.2 1/80 1234\n", "0.9 0.5 0.2 3/80 1234\n"])
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(next(reads)) if path == "/proc/loadavg"
+                        else real_open(path, *a, **k))
+    assert backend.busy_cores(samples=3, interval=0) == 2.0   # median of 2, 0, 2 runnable besides the reader

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -181,10 +183,21 @@ def batch_parallel(fn, n, xp=np, min_n=8):
 CHUNKS_PER_THREAD = 2
 
 
-def busy_cores() -> float:
-    """Cores that other processes kept busy over the last minute: the 1-minute load average
-    (a command calls this as it starts, before its own work counts); 0 where the system does
-    not say."""
+def busy_cores(samples=10, interval=0.02) -> float:
+    """Cores that other processes keep busy now: on Linux the median, over ``samples`` reads
+    ``interval`` seconds apart, of the threads the kernel counts as runnable (/proc/loadavg),
+    less the one reading; elsewhere the 1-minute load average (which still counts a job that
+    ended a minute ago); 0 where the system says neither."""
+    try:
+        counts = []
+        for i in range(samples):
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+            if i + 1 < samples:
+                time.sleep(interval)
+        return float(max(0, statistics.median(counts)))
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.getloadavg()[0]
     except (OSError, AttributeError):
@@ -209,7 +222,7 @@ def shared_cores_warning(busy=None, cores=None, threads=None):
     free = max(1, int(cores - busy + 0.5))
     if busy < 0.5 or threads <= free:
         return None
-    return (f"note: other processes keep the cores busy (1-minute load average {busy:.1f} on {cores} cores), "
+    return (f"note: other processes keep about {busy:.0f} of the {cores} cores busy, "
             f"and this run's {threads} threads wait for each other at every GEMM, so it can run several times "
             f"slower; on a shared machine give it the free cores: OPENBLAS_NUM_THREADS={free} "
             f"TINYFIT_NUM_THREADS={free} (float32 results can then round differently; docs/benchmarks.md)")
