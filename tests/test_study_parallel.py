@@ -119,3 +119,17 @@ def test_an_unreachable_scheduler_is_one_clear_line(tmp_path):
         "error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 within 10 s (OSError); start one with "
         "`dask scheduler` and give the address it prints (tcp://host:8786)"]
     assert not os.path.exists(tmp_path / "s")  # nothing was written
+
+
+def test_an_interrupt_drops_the_runs_not_started():
+    """Ctrl-C under --jobs N: the study stops instead of waiting for every queued run."""
+    import time
+    from tinyfit.study import make_executor
+    futures = []
+    with pytest.raises(KeyboardInterrupt):
+        with make_executor(jobs=2) as pool:
+            futures = [pool.submit(time.sleep, 0.2) for _ in range(40)]
+            futures[0].result()
+            raise KeyboardInterrupt
+    assert sum(f.cancelled() for f in futures) >= 30
+    assert all(f.done() for f in futures)

@@ -255,8 +255,15 @@ def make_executor(jobs=None, scheduler=None):
     saved = {k: os.environ.get(k) for k in names}
     os.environ.update({k: threads for k in names})  # workers start with these, before NumPy loads
     try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        try:
             yield pool
+        except BaseException:
+            # Ctrl-C or a failure: the runs not started yet are dropped (a plain exit would
+            # wait for every queued run); the running ones stop at their next step, saved
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     finally:
         for k, v in saved.items():
             if v is None:
