@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
@@ -84,6 +85,7 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=5, help="repetitions (median taken)")
     p.add_argument("--json", help="write the results (with commit, command and machine) to this file")
     a = p.parse_args(argv)
+    t0 = time.perf_counter()
     rows = []
     for load in a.load:
         for setting in a.settings:
@@ -95,7 +97,8 @@ def main(argv=None):
         if base:
             r["slowdown"] = r["step_ms"] / base
     if a.json:
-        info = {"provenance": provenance(), "benchmark": "shared_load", "batch": a.batch, "rows": rows}
+        info = {"provenance": provenance(), "benchmark": "shared_load", "batch": a.batch, "rows": rows,
+                "wall_seconds": round(time.perf_counter() - t0, 1)}
         atomic_write(a.json, json.dumps(info, indent=1).encode())
         print(f"wrote {a.json}")
 
