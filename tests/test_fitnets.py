@@ -175,16 +175,29 @@ def test_single_stage_loss_is_cross_entropy_plus_beta_times_hint():
 
 
 def test_label_stage1_trains_the_lower_layers_and_a_classifier_on_the_guided_layer():
+    import dataclasses
     from tinyfit.fitnets import aux_classifier, layer_shape, train_label_stage1
     data = tiny_data()
+    # validation labels the layers cannot predict, so that the validation error is never 0
+    data = dataclasses.replace(data, y_val=(data.y_val + np.arange(len(data.y_val))) % 3)
     student = tiny_student(np.random.default_rng(2))
     shape = layer_shape(student, "h1", (8, 8, 1))
     head = aux_classifier(shape, classes=3, rng=np.random.default_rng(3))
     assert head.y.W.shape == (int(np.prod(shape)), 3)  # it reads the guided layer's maps
     s0, h0 = student.state_dict(), head.state_dict()
     seen = []
-    train_label_stage1(student, "h1", head, data, spec(2), np.random.default_rng(4), progress=False,
-                       step_hooks=[lambda info: seen.append(sorted(info.modules))])
+    result = train_label_stage1(student, "h1", head, data, spec(2), np.random.default_rng(4), progress=False,
+                                step_hooks=[lambda info: seen.append(sorted(info.modules))])
+    # the validation error it selects on is the classifier's error on the guided layer, by hand;
+    # the weights kept are the best epoch's
+    import tinyfit as tf
+    with tf.no_grad():
+        h = tf.Tensor(data.x_val)
+        for name in ("h0", "h1"):
+            h = student[name](h)
+        wrong = int((head(h).data.argmax(axis=1) != data.y_val).sum())
+    assert result.best_val == pytest.approx(wrong / len(data.y_val))
+    assert result.best_val == min(r["val"] for r in result.history)
     s1 = student.state_dict()
     for k in s0:
         assert (not np.array_equal(s0[k], s1[k])) == k.startswith(("h0.", "h1.")), k

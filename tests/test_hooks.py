@@ -18,7 +18,12 @@ def test_recorded_norms_equal_a_direct_computation_and_change_nothing():
 
     rec = GradientRecorder(probe=data.x_val[:8], every=2)
     with_hook = tiny_student(np.random.default_rng(2))
-    train_backprop(with_hook, data, spec(2), np.random.default_rng(4), progress=False, step_hooks=[rec, copy_grads])
+    losses = []
+    result = train_backprop(with_hook, data, spec(2), np.random.default_rng(4), progress=False,
+                            step_hooks=[rec, copy_grads, lambda info: losses.append(info.loss)])
+    # an epoch's recorded training loss is the mean of its steps' losses (4 steps per epoch)
+    for e, h in enumerate(result.history):
+        assert np.isclose(h["train_loss"], np.mean(losses[4 * e:4 * e + 4]), rtol=1e-6)
     plain = tiny_student(np.random.default_rng(2))
     train_backprop(plain, data, spec(2), np.random.default_rng(4), progress=False)
     a, b = with_hook.state_dict(), plain.state_dict()
@@ -34,6 +39,9 @@ def test_recorded_norms_equal_a_direct_computation_and_change_nothing():
         assert np.isclose(rec.records[t]["update"]["h1"], direct, rtol=1e-6)
     assert "update" not in rec.records[-1]  # the last step's update happens after the last hook call
     assert [("act" in r) for r in rec.records[:4]] == [True, False, True, False]
+    # the first record sees the initial weights: its scales are those of the whole probe
+    first = activation_scales(tiny_student(np.random.default_rng(2)), data.x_val[:8])
+    assert all(np.isclose(rec.records[0]["act"][k], v, rtol=1e-12) for k, v in first.items())
     assert [(r["epoch"], r["step"]) for r in rec.records[:5]] == [(1, 0), (1, 1), (1, 2), (1, 3), (2, 0)]
 
 
