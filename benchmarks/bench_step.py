@@ -148,6 +148,9 @@ def time_calls(fn, n):
     return (time.perf_counter() - t) / n
 
 
+SETTLE_SECONDS = 0.5
+
+
 def measure(nets, what, reps, n):
     """Alternate the implementations rep by rep; return {name: median seconds per call}."""
     for net in nets.values():
@@ -155,6 +158,10 @@ def measure(nets, what, reps, n):
     times = {k: [] for k in nets}
     for _ in range(reps):
         for k, net in nets.items():
+            # idle threads of the implementation that ran last (PyTorch's OpenMP pool,
+            # OpenBLAS's) spin for a while on the cores; measured, they slowed the next
+            # implementation's calls by up to 2x. A pause lets them go to sleep first.
+            time.sleep(SETTLE_SECONDS)
             times[k].append(time_calls(getattr(net, what), n))
     return {k: statistics.median(v) for k, v in times.items()}
 
