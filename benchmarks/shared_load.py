@@ -93,8 +93,8 @@ def main(argv=None):
             rows.append({"setting": setting, "load": load, "step_ms": 1e3 * s})
             print(f"{load} busy, {setting:>17}: {1e3 * s:7.1f} ms per step", flush=True)
     base = next((r["step_ms"] for r in rows if r["setting"] == "default" and r["load"] == 0), None)
-    for r in rows:
-        if base:
+    if base:
+        for r in rows:
             r["slowdown"] = r["step_ms"] / base
     if a.json:
         info = {"provenance": provenance(), "benchmark": "shared_load", "batch": a.batch, "rows": rows,

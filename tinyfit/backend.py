@@ -209,8 +209,8 @@ def shared_cores_warning(busy=None, cores=None, threads=None):
 
     The GEMMs' OpenBLAS threads (one per core unless $OPENBLAS_NUM_THREADS says otherwise)
     split every product statically and wait for each other at its end, so a thread that
-    shares its core with another busy process holds up every GEMM of the step: measured in
-    docs/benchmarks.md, two such runs on 2 cores each run several times slower than alone.
+    shares its core with another busy process holds up every GEMM of the step (measured in
+    docs/benchmarks.md, "On a machine shared with other work").
     The thread counts are not changed here, because OpenBLAS's can change float32 rounding
     (docs/reproducibility.md): the user chooses, knowingly."""
     busy = busy_cores() if busy is None else busy
