@@ -74,6 +74,29 @@ def test_summary_counts_runs_that_left_chance_with_exact_intervals():
     assert "| init code | KD | " in md and "2 of 5 (95% CI 5-85%)" in md and "| backprop - KD |" in md
 
 
+def test_an_error_interval_never_reaches_past_zero_or_one_hundred_percent():
+    # mean 8.77%, sd 4.72: the t interval (t = 4.303 at 2 degrees of freedom) is -2.97% to 20.50%
+    s = summarize(_rows("depth 3", {"kd": (.046, .139, .078), "backprop": (.90, .95, .999)}), "depth")["depth 3"]
+    kd, bp = s["columns"]["kd"], s["columns"]["backprop"]
+    assert kd["low"] == 0.0 and kd["high"] == pytest.approx(0.2050, abs=1e-4)
+    assert bp["high"] == 1.0 and bp["low"] == pytest.approx(0.9497 - 4.303 * 0.04951 / 3 ** 0.5, abs=1e-3)
+
+
+def test_depth_compares_fitnets_across_depths_against_the_shallowest():
+    rows = (_rows("depth 3", {"backprop": (.10, .13, .07), "fitnet": (.044, .038, .046)})
+            + _rows("depth 9", {"backprop": (.909, .911, .909), "fitnet": (.114, .125, .133)})
+            + _rows("depth 5", {"backprop": (.909, .909, .909), "fitnet": (.074, .083, .064)}))
+    s = summarize(rows, "depth")
+    across = s["FitNets across depths"]
+    assert [(p["a"], p["b"]) for p in across["pairs"]] == [("depth 5", "depth 3"), ("depth 9", "depth 3")]
+    d9 = across["pairs"][1]   # d = .070, .087, .087 -> mean .08133
+    assert d9["mean_diff"] == pytest.approx(0.08133, abs=1e-5) and d9["verdict"] == "depth 3 better"
+    assert [p["a"] for p in s["depth 3"]["pairs"]] == ["backprop"]   # the per-depth cells are unchanged
+    md = format_markdown(s)
+    assert "| FitNets across depths | depth 9 - depth 3 | +8.13 |" in md
+    assert "| FitNets across depths | depth" not in md.split("| cell | pair")[0]   # no repeated rows
+
+
 def test_single_stage_weight_is_chosen_on_validation_never_on_test():
     errs = {"single-stage beta=0.026": (.30, .32), "single-stage beta=0.26": (.10, .12),
             "single-stage beta=2.6": (.2, .2), "fitnet": (.05, .06), "kd": (.5, .5)}
@@ -110,7 +133,7 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     assert len(saved["results"]) == len(runs) and saved["summary"]
     md = open(os.path.join(exp_dir, "summary.md")).read()
     if experiment in ("init", "depth", "curves"):
-        assert md.count("| backprop - KD |") == len(saved["summary"])
+        assert md.count("| backprop - KD |") == sum(not s["repeats"] for s in saved["summary"].values())
     assert "| mean test error | 95% CI |" in md
     assert "SMOKE RUN" in md and "better" not in md  # a smoke run's numbers mean nothing: no verdicts
     text = capsys.readouterr().out

@@ -70,6 +70,9 @@ DEFAULT_SEEDS = {"init": (0, 1, 2, 3, 4, 5), "depth": (0, 1, 2), "curves": (0, 1
                  "position": (0, 1, 2), "gradients": (0, 1, 2, 3, 4), "floor": (0, 1, 2, 3, 4)}
 # a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
 CHANCE_LINE = 0.5
+# the depth experiment's cell comparing FitNets' errors across depths (its columns repeat runs
+# shown in the per-depth cells)
+ACROSS_DEPTHS = "FitNets across depths"
 # the gradients experiment records the first GRADIENT_EPOCHS epochs of each stage (stage 1:
 # all of it), every step's gradient norms, and every RECORD_EVERY steps the layers' output
 # scales on the first PROBE validation images
@@ -476,6 +479,8 @@ def _pairs(experiment, columns):
         want = [(c, ref) for c in columns if c != ref]
     elif experiment == "gradients":
         want = []
+    elif experiment == "depth" and columns and all(c.startswith("depth ") for c in columns):
+        want = [(c, columns[0]) for c in columns[1:]]  # ACROSS_DEPTHS: shallowest first
     elif experiment == "floor":
         lo = f"{LOW_FLOOR:g}"
         want = [(f"backprop floor={lo}", "backprop"), (f"kd floor={lo}", "kd"), (f"backprop floor={lo}", "kd")]
@@ -486,6 +491,9 @@ def _pairs(experiment, columns):
 
 def _column_stats(errs, vals):
     mean, sd, low, high = mean_ci(list(errs.values()))
+    # an error rate lies in [0, 1]; with few seeds and a wide spread the t interval can reach past
+    # either end (a mean of 4.6, 13.9, 7.8% gives -3.0% to 20.5%), so it is cut to what is possible
+    low, high = max(low, 0.0), min(high, 1.0)
     trained = [e for e in errs.values() if e < CHANCE_LINE]
     n = len(errs)
     c_low, c_high = binomial_ci(len(trained), n)
@@ -508,6 +516,12 @@ def summarize(rows, experiment="init", smoke=False):
     for r in rows:
         c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
         c[0][r["seed"]], c[1][r["seed"]] = r["test_error"], r["best_val_error"]
+    if experiment == "depth":
+        # the paper's claim that a deeper thin student does better at equal cost, on the method
+        # that trains at every depth: FitNets' errors, each depth against the shallowest
+        fitnets = {cell: cols["fitnet"] for cell, cols in cells.items() if "fitnet" in cols}
+        if len(fitnets) > 1:
+            cells[ACROSS_DEPTHS] = dict(sorted(fitnets.items(), key=lambda kv: int(kv[0].split()[1])))
     out = {}
     for cell, cols in cells.items():
         stats = {col: _column_stats(dict(sorted(e.items())), dict(sorted(v.items()))) for col, (e, v) in cols.items()}
@@ -521,7 +535,7 @@ def summarize(rows, experiment="init", smoke=False):
             stats["single-stage"] = dict(stats[best], chosen=best)
             cols["single-stage"] = cols[best]
         pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in _pairs(experiment, list(stats))]
-        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke)
+        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke, repeats=cell == ACROSS_DEPTHS)
     return out
 
 
@@ -563,8 +577,9 @@ def format_summary(summary, experiment=""):
         lines.append(SMOKE_NOTE)
     for cell, s in summary.items():
         lines.append(f"{experiment + ': ' if experiment else ''}{cell}")
-        lines.append(f"  {'':56s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
-        for col, st in s["columns"].items():
+        if not s.get("repeats"):
+            lines.append(f"  {'':56s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
+        for col, st in ({} if s.get("repeats") else s["columns"]).items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
             lines.append(f"  {column_label(col)[:56]:56s} {_pct(st['mean']):>9s}% {_pct(st['low']):>6s}-"
                          f"{_pct(st['high']):<6s} {st['left_chance']:>5d} of {st['n']:<3d}   {per}")
@@ -586,7 +601,7 @@ def format_markdown(summary):
     lines += ["| cell | method | mean test error | 95% CI | left chance (95% CI) | error of those | per seed |",
               "|---|---|---|---|---|---|---|"]
     for cell, s in summary.items():
-        for col, st in s["columns"].items():
+        for col, st in ({} if s.get("repeats") else s["columns"]).items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
             trained = "-" if st["trained_mean"] is None else _pct(st["trained_mean"]) + "%"
             lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {_pct(st['low'])}-{_pct(st['high'])}"
@@ -608,7 +623,7 @@ def figure_of(experiment, rows, summary, path, split, n_seeds, smoke=False):
     from . import plots
     title = f"{experiment}: {split}, {n_seeds} seeds" + (" (SMOKE RUN: numbers mean nothing)" if smoke else "")
     if experiment == "depth":
-        cells = sorted(summary, key=lambda c: int(c.split()[1]))
+        cells = sorted((c for c in summary if not summary[c].get("repeats")), key=lambda c: int(c.split()[1]))
         depths = [int(c.split()[1]) for c in cells]
         by_method = {m: [[100 * v for v in summary[c]["columns"][m]["per_seed"].values()] for c in cells]
                      for m in METHODS if all(m in summary[c]["columns"] for c in cells)}
