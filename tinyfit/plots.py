@@ -97,11 +97,13 @@ def curves(rows, path, title=""):
         sched = (r.get("settings") or {}).get("lambda_schedule")
         if sched and sched["saturate"] <= ep[-1]:
             saturate.add((sched["saturate"], sched["final"]))
+    last = max((h["epoch"] for r in rows for h in r.get("history") or []), default=0)
     for ep, final in sorted(saturate):
         a.axvline(ep, color="0.4", ls=":", lw=1)
+        right = ep < last  # at the last epoch, the label goes left of the line, inside the axes
         a.annotate(f"lambda reaches {final:g}:\nKD objective = CE" if final == 0 else f"lambda reaches {final:g}",
-                   (ep, 1), xycoords=("data", "axes fraction"), xytext=(3, -22), textcoords="offset points",
-                   fontsize=7, color="0.3")
+                   (ep, 1), xycoords=("data", "axes fraction"), xytext=(3 if right else -3, -22),
+                   textcoords="offset points", ha="left" if right else "right", fontsize=7, color="0.3")
     a.set(xlabel="epoch", ylabel="training loss (each method's objective)")
     b.set(xlabel="epoch (FitNets: stage 2, after stage 1)", ylabel="validation error (%)")
     _axis(a, losses)
