@@ -3,6 +3,8 @@ recorded with every finished stage and checked before reuse."""
 import numpy as np
 import pytest
 
+from tinyfit.checkpoint import load_model
+
 from tinyfit.data import Split
 from tinyfit.fitnets import train_teacher
 from tinyfit.pipeline import (STAGES, Budget, PipelineConfig, SettingsError, check_settings, get_teacher,
@@ -60,6 +62,28 @@ def test_variants_train_and_are_refused_under_other_settings(method, tmp_path):
         other = PipelineConfig(**{**cfg.__dict__, "seed": 1})
     with pytest.raises(SettingsError, match="was made with other settings"):
         train_student(method, data, teacher, str(tmp_path / method), other, resume=True, log=lambda *a: None)
+
+
+def test_hints_backprop_reuses_fitnets_stage1_only_when_it_is_the_same(tmp_path):
+    data, quiet = digits(), lambda *a: None
+    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=quiet)
+    train_student("fitnet", data, teacher, str(tmp_path / "fitnet"), CFG, log=quiet)
+    fresh, _ = train_student("hints-backprop", data, teacher, str(tmp_path / "fresh"), CFG, log=quiet)
+    said = []
+    reused, row = train_student("hints-backprop", data, teacher, str(tmp_path / "reused"), CFG, log=said.append,
+                                stage1_from=str(tmp_path / "fitnet"))
+    assert any("reused" in m for m in said)
+    stage1 = lambda d: load_model(str(tmp_path / d / "stage1.model.npz")).state_dict()
+    for a, b in ((stage1("fitnet"), stage1("reused")), (fresh.state_dict(), reused.state_dict())):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert row["settings"]["method"] == "hints-backprop"
+    # another seed's FitNets run is not the same stage 1: trained, not copied
+    other = PipelineConfig(**{**CFG.__dict__, "seed": 1})
+    said.clear()
+    train_student("hints-backprop", data, teacher, str(tmp_path / "seed1"), other, log=said.append,
+                  stage1_from=str(tmp_path / "fitnet"))
+    assert not any("reused" in m for m in said)
+    assert not np.array_equal(stage1("seed1")["h0.conv.W"], stage1("fitnet")["h0.conv.W"])
 
 
 def test_settings_check_names_what_differs():

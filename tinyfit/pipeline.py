@@ -325,6 +325,36 @@ def _regressor(s1, student, teacher, data, rng, device, log):
     return reg
 
 
+# what each two-stage method trains in stage 1: methods with the same kind and the same
+# settings otherwise (seed, init, student, teacher, budgets) train bit-identical stage 1s
+STAGE1_KIND = {"fitnet": "hints", "hints-backprop": "hints", "dsn-kd": "labels",
+               "random-hints-kd": "untrained-teacher hints"}
+_STAGE2_ONLY = ("method", "tau", "lambda_schedule")
+
+
+def stage1_settings(settings):
+    """What a two-stage run's stage 1 depends on: its run settings less stage 2's."""
+    s = {k: v for k, v in settings.items() if k not in _STAGE2_ONLY}
+    return dict(s, stage1=STAGE1_KIND[settings["method"]])
+
+
+def _reuse_stage1(source, out, settings, log):
+    """Copy the finished stage 1 in folder ``source`` into ``out`` when it was made with the
+    same stage-1 settings and ``out`` has none; True when copied (else stage 1 is trained)."""
+    src, dst = os.path.join(source, "stage1.model.npz"), os.path.join(out, "stage1.model.npz")
+    if os.path.exists(dst) or not os.path.exists(src):
+        return False
+    extra = load_archive(src, "model")[1]["extra"]
+    saved = extra.get("settings")
+    if saved is None or saved.get("method") not in STAGE1_KIND or \
+            stage1_settings(saved) != json.loads(json.dumps(stage1_settings(settings))):
+        return False
+    os.makedirs(out, exist_ok=True)
+    save_model(dst, load_model(src), dict(extra, settings=settings, stage1_from=src))
+    log(f"stage1: the same as {src} (same stage-1 settings), reused")
+    return True
+
+
 def _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log):
     """Stage 1 (hints from the teacher, hints from the untrained teacher, or labels through an
     auxiliary classifier), then stage 2 (KD, or backprop for 'hints-backprop') from its
@@ -356,7 +386,8 @@ def _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log
     return model, dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
 
 
-def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print, step_hooks=()):
+def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print, step_hooks=(),
+                  stage1_from=None):
     """Train one student by ``method`` into ``out``; returns (model, row).
 
     methods: 'backprop', 'kd', 'fitnet' (stage 1 hints, then stage 2 KD: the paper's), and
@@ -370,7 +401,10 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     The row has the method, weight count, best validation error, test error, epochs (stage
     2's for two-stage methods), seconds (both stages), best epoch, the per-epoch history
     (stage 2's; stage 1's as hint_history) and the settings that made it. step_hooks: passed
-    to every stage's ``fit`` (e.g. a ``hooks.GradientRecorder``)."""
+    to every stage's ``fit`` (e.g. a ``hooks.GradientRecorder``). stage1_from: the folder of
+    another two-stage run (say FitNets' for 'hints-backprop'); its finished stage 1 is reused
+    instead of trained when it was made with the same stage-1 settings (``stage1_settings``:
+    bit-identical to training it again; the row's seconds then count the original's stage 1)."""
     if method not in ALL_METHODS:
         raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {method!r}")
     student = student or mnist_student_spec(cfg.pieces, cfg.pooling)
@@ -378,8 +412,11 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     build = lambda stage: student.build(init, cfg.rng(stage, student.key)).to(device)
     rng = lambda stage: cfg.rng(stage, student.key)
     settings = run_settings(method, data, cfg, student, teacher)
-    run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume, device, log,
-                                                     settings)
+    # a recorded stage (step_hooks) is trained, never copied
+    reused = (method in STAGE1_KIND and stage1_from is not None and not step_hooks
+              and _reuse_stage1(stage1_from, out, settings, log))
+    run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume or (reused and stage == "stage1"),
+                                                     device, log, settings)
     common = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
     spec = cfg.stage_spec(E)
     if method == "backprop":

@@ -133,14 +133,13 @@ def _pipeline(view):
 
 
 def _grid(view):
-    lines = ["| students' init | hint weight beta | mean validation error | mean test error | chosen |",
-             "|---|---|---|---|---|"]
+    lines = ["| students' init | hint weight beta | seeds | mean validation error | mean test error | chosen |",
+             "|---|---|---|---|---|---|"]
     for cell, s in view["summary"].items():
         ch = s.get("chosen") or {}
         for col, val in (ch.get("validation") or {}).items():
-            st = s["columns"][col]
-            lines.append(f"| {cell} | {col.split('=')[1]} | {100 * val:.2f}% | {100 * st['mean']:.2f}% | "
-                         f"{'yes' if col == ch['single-stage'] else ''} |")
+            lines.append(f"| {cell} | {col.split('=')[1]} | {', '.join(map(str, ch['seeds']))} | {100 * val:.2f}% | "
+                         f"{100 * ch['test'][col]:.2f}% | {'yes' if col == ch['single-stage'] else ''} |")
     return "\n".join(lines)
 
 

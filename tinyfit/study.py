@@ -75,8 +75,9 @@ CHANCE_LINE = 0.5
 ACROSS_DEPTHS = "FitNets across depths"
 # the gradients experiment records the first GRADIENT_EPOCHS epochs of each stage (stage 1:
 # all of it), every step's gradient norms, and every RECORD_EVERY steps the layers' output
-# scales on the first PROBE validation images
-GRADIENT_EPOCHS, RECORD_EVERY, PROBE = 5, 3, 250
+# scales on the first PROBE validation images (probing 250 images every 3 steps took a sixth
+# of the experiment's time; the scale of a layer's output over 100 images is already stable)
+GRADIENT_EPOCHS, RECORD_EVERY, PROBE = 5, 5, 100
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ def depth_students(depths=DEPTHS):
 # the 4x4x48 hint (docs/study.md), a tenth of it and ten times it
 LIBRARY_BETA = 0.26
 BETA_GRID = (0.026, LIBRARY_BETA, 2.6)
+# the whole grid runs on an ablate study's first GRID_SEEDS seeds, RepDistiller's weight on
+# every seed; the weight chosen there on validation then runs on the other seeds too
+GRID_SEEDS = 2
 ABLATIONS = ("dsn-kd", "random-hints-kd", "hints-backprop")
 GUIDED_POSITIONS = ("h0", "h1", "h2", "h3", "h4", "h5")
 # the floor experiment: RMSProp's floor on a gradient's root mean square lowered from the
@@ -173,10 +177,11 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
         return [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds for m in methods]
     if experiment == "depth":
         return [Run("depth", m, s, init, n, w) for n, w, _ in depth_students(depths) for s in seeds for m in methods]
-    if experiment == "ablate":
+    if experiment == "ablate":  # and, once the grid has run, chosen_weight_runs
         return [r for i in ("code", "glorot") for s in seeds for r in
                 [Run("init", m, s, i) for m in methods]
-                + [Run("ablate", "single-stage", s, i, beta=b) for b in BETA_GRID]
+                + [Run("ablate", "single-stage", s, i, beta=b)
+                   for b in (BETA_GRID if s in seeds[:GRID_SEEDS] else (LIBRARY_BETA,))]
                 + [Run("ablate", v, s, i) for v in ABLATIONS]]
     if experiment == "position":
         return [Run("init", "fitnet", s, init) if g == STUDENT_GUIDED else Run("position", "fitnet", s, init, guided=g)
@@ -187,6 +192,35 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
         return [r for s in seeds for m in ("backprop", "kd")
                 for r in (Run("init", m, s, "code"), Run("floor", m, s, "code", floor=LOW_FLOOR))]
     return [Run("init", m, s, init) for s in seeds for m in methods]
+
+
+def choose_hint_weight(vals):
+    """The single-stage hint weight chosen on validation: ``vals`` is {column "single-stage
+    beta=B": {seed: validation error}}; the column with the lowest mean over the seeds every
+    column ran (a tie, one digit being 0.2 points: the smaller weight). Returns (column,
+    {column: that mean}, those seeds)."""
+    common = sorted(set.intersection(*(set(v) for v in vals.values())))
+    if not common:
+        raise ValueError(f"the single-stage weights {sorted(vals)} share no seed: nothing to choose on")
+    means = {c: statistics.mean(v[s] for s in common) for c, v in vals.items()}
+    return min(means, key=lambda c: (means[c], float(c.split("=")[1]))), means, common
+
+
+def chosen_weight_runs(runs, rows):
+    """The single-stage runs an ablate study still needs once its grid has run: the weight
+    chosen on validation, for each init, on the seeds it has not run (none when RepDistiller's
+    weight, which runs on every seed, is chosen). ``rows``: {run name: row}."""
+    more = []
+    for init in dict.fromkeys(r.init for r in runs if r.method == "single-stage"):
+        mine = [r for r in runs if r.method == "single-stage" and r.init == init and r.name in rows]
+        vals = {}
+        for r in mine:
+            vals.setdefault(r.column, {})[r.seed] = rows[r.name]["best_val_error"]
+        best = choose_hint_weight(vals)[0]
+        beta = float(best.split("=")[1])
+        seeds = dict.fromkeys(r.seed for r in runs if r.init == init)
+        more += [Run("ablate", "single-stage", s, init, beta=beta) for s in seeds if s not in vals[best]]
+    return more
 
 
 def place(experiment, run):
@@ -310,8 +344,11 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
         rcfg, resume = replace(rcfg, max_epochs=GRADIENT_EPOCHS), False
         recorder = GradientRecorder(data.x_val[:PROBE], every=RECORD_EVERY)
         hooks = (recorder,)
+    # hints + backprop's stage 1 is FitNets': taken from the init cell's run when it has finished
+    twin = _run_dir(exp_dir, replace(run, experiment="init", method="fitnet")) \
+        if run.method == "hints-backprop" and not hooks else None
     model, row = train_student(run.method, data, teacher, run_dir, rcfg, run.student(cfg.pieces, cfg.pooling),
-                               resume, log, step_hooks=hooks)
+                               resume, log, step_hooks=hooks, stage1_from=twin)
     row = dict(row, experiment=run.experiment, run=run.name, commit=code_commit(),
                wall_seconds=round(time.perf_counter() - t0, 1),
                **{k: v for k, v in asdict(run).items() if k not in ("experiment", "method")})
@@ -380,6 +417,12 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
         exp_dir = os.path.join(out, experiment)
         rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor,
                                     load_data, log)
+        more = chosen_weight_runs(runs, rows) if experiment == "ablate" else []
+        if more:  # the single-stage weight chosen on the grid seeds' validation, on the other seeds
+            log(f"single-stage: {more[0].column} chosen on validation; running it on the other seeds")
+            rows2, trained2 = _train_runs(more, experiment, exp_dir, data, cfg, teacher, teacher_file, resume,
+                                          executor, load_data, log)
+            rows, trained, runs = {**rows, **rows2}, trained + trained2, runs + more
         rows = [dict(rows[r.name], cell=place(experiment, r)[0], column=place(experiment, r)[1]) for r in runs]
         prov = provenance((info or {}).get("command"))
         info = dict(info or {}, provenance=prov, experiment=experiment, seeds=seeds, split=data.describe(),
@@ -510,8 +553,9 @@ def summarize(rows, experiment="init", smoke=False):
     CHANCE_LINE) with its exact binomial interval and the mean error of those runs. Each
     pair: the paired difference (a - b, per seed) with its 95% t interval and a verdict only
     when the interval excludes zero. In ablate, the single-stage column is the hint weight
-    with the lowest mean validation error over seeds (never the test error; a tie goes to the
-    smaller weight)."""
+    with the lowest mean validation error over the seeds every weight ran (never the test
+    error; a tie goes to the smaller weight); "chosen" has each weight's mean validation and
+    test errors over those seeds."""
     cells = {}
     for r in rows:
         c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
@@ -526,12 +570,13 @@ def summarize(rows, experiment="init", smoke=False):
     for cell, cols in cells.items():
         stats = {col: _column_stats(dict(sorted(e.items())), dict(sorted(v.items()))) for col, (e, v) in cols.items()}
         chosen = {}
-        grid = {c: s for c, s in stats.items() if c.startswith("single-stage beta=")}
+        grid = {c: v for c, (_, v) in cols.items() if c.startswith("single-stage beta=")}
         if grid:
-            # a tie in validation error (one digit is 0.2 points of it) goes to the smaller weight
-            best = min(grid, key=lambda c: (grid[c]["mean_val"], float(c.split("=")[1])))
-            chosen = {"single-stage": best, "by": "lowest mean validation error over seeds (a tie: the smaller weight)",
-                      "validation": {c: s["mean_val"] for c, s in grid.items()}}
+            best, means, common = choose_hint_weight(grid)
+            chosen = {"single-stage": best, "by": "lowest mean validation error over the seeds every weight ran "
+                                                  "(a tie: the smaller weight)",
+                      "validation": means, "seeds": common,
+                      "test": {c: statistics.mean(cols[c][0][s] for s in common) for c in grid}}
             stats["single-stage"] = dict(stats[best], chosen=best)
             cols["single-stage"] = cols[best]
         pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in _pairs(experiment, list(stats))]
