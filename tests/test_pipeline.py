@@ -77,6 +77,11 @@ def test_hints_backprop_reuses_fitnets_stage1_only_when_it_is_the_same(tmp_path)
     for a, b in ((stage1("fitnet"), stage1("reused")), (fresh.state_dict(), reused.state_dict())):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     assert row["settings"]["method"] == "hints-backprop"
+    # a fresh run (no resume) in a folder with an older stage 1 still takes FitNets' stage 1
+    said.clear()
+    train_student("hints-backprop", data, teacher, str(tmp_path / "fresh"), CFG, log=said.append,
+                  stage1_from=str(tmp_path / "fitnet"))
+    assert any("reused" in m for m in said)
     # another seed's FitNets run is not the same stage 1: trained, not copied
     other = PipelineConfig(**{**CFG.__dict__, "seed": 1})
     said.clear()

@@ -338,11 +338,12 @@ def stage1_settings(settings):
     return dict(s, stage1=STAGE1_KIND[settings["method"]])
 
 
-def _reuse_stage1(source, out, settings, log):
+def _reuse_stage1(source, out, settings, resume, log):
     """Copy the finished stage 1 in folder ``source`` into ``out`` when it was made with the
-    same stage-1 settings and ``out`` has none; True when copied (else stage 1 is trained)."""
+    same stage-1 settings (unless ``resume`` finds one in ``out``: that is loaded); True when
+    copied (else stage 1 is trained)."""
     src, dst = os.path.join(source, "stage1.model.npz"), os.path.join(out, "stage1.model.npz")
-    if os.path.exists(dst) or not os.path.exists(src):
+    if (resume and os.path.exists(dst)) or not os.path.exists(src):
         return False
     extra = load_archive(src, "model")[1]["extra"]
     saved = extra.get("settings")
@@ -414,7 +415,7 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     settings = run_settings(method, data, cfg, student, teacher)
     # a recorded stage (step_hooks) is trained, never copied
     reused = (method in STAGE1_KIND and stage1_from is not None and not step_hooks
-              and _reuse_stage1(stage1_from, out, settings, log))
+              and _reuse_stage1(stage1_from, out, settings, resume, log))
     run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume or (reused and stage == "stage1"),
                                                      device, log, settings)
     common = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)

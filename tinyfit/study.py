@@ -13,7 +13,8 @@ Experiments (``EXPERIMENTS``):
 * ``position``: the guided layer moved through the student's conv layers.
 * ``gradients``: per-layer gradient norms, update norms and output scales over the first
   epochs of backprop, KD and both FitNets stages (a ``hooks.GradientRecorder``).
-* ``floor``: backprop and KD with RMSProp's floor lowered from 1e-5 to 1e-8.
+* ``floor``: backprop, KD and FitNets (both stages) with RMSProp's floor lowered from 1e-5
+  to 1e-8: do hints still help once plain backprop trains?
 
 Each run (experiment cell x method x seed) trains into its own folder
 ``<out>/<experiment>/<run>`` and writes ``result.json`` when it is done; runs that several
@@ -75,9 +76,8 @@ CHANCE_LINE = 0.5
 ACROSS_DEPTHS = "FitNets across depths"
 # the gradients experiment records the first GRADIENT_EPOCHS epochs of each stage (stage 1:
 # all of it), every step's gradient norms, and every RECORD_EVERY steps the layers' output
-# scales on the first PROBE validation images (probing 250 images every 3 steps took a sixth
-# of the experiment's time; the scale of a layer's output over 100 images is already stable)
-GRADIENT_EPOCHS, RECORD_EVERY, PROBE = 5, 5, 100
+# scales on the first PROBE validation images
+GRADIENT_EPOCHS, RECORD_EVERY, PROBE = 5, 3, 250
 
 
 @dataclass(frozen=True)
@@ -140,13 +140,10 @@ def depth_students(depths=DEPTHS):
 # the 4x4x48 hint (docs/study.md), a tenth of it and ten times it
 LIBRARY_BETA = 0.26
 BETA_GRID = (0.026, LIBRARY_BETA, 2.6)
-# the whole grid runs on an ablate study's first GRID_SEEDS seeds, RepDistiller's weight on
-# every seed; the weight chosen there on validation then runs on the other seeds too
-GRID_SEEDS = 2
 ABLATIONS = ("dsn-kd", "random-hints-kd", "hints-backprop")
 GUIDED_POSITIONS = ("h0", "h1", "h2", "h3", "h4", "h5")
 # the floor experiment: RMSProp's floor on a gradient's root mean square lowered from the
-# official 1e-5 to 1e-8 (the size of the usual additive epsilon), backprop and KD
+# official 1e-5 to 1e-8 (the size of the usual additive epsilon), for all three methods
 LOW_FLOOR = 1e-8
 
 
@@ -177,11 +174,10 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
         return [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds for m in methods]
     if experiment == "depth":
         return [Run("depth", m, s, init, n, w) for n, w, _ in depth_students(depths) for s in seeds for m in methods]
-    if experiment == "ablate":  # and, once the grid has run, chosen_weight_runs
+    if experiment == "ablate":
         return [r for i in ("code", "glorot") for s in seeds for r in
                 [Run("init", m, s, i) for m in methods]
-                + [Run("ablate", "single-stage", s, i, beta=b)
-                   for b in (BETA_GRID if s in seeds[:GRID_SEEDS] else (LIBRARY_BETA,))]
+                + [Run("ablate", "single-stage", s, i, beta=b) for b in BETA_GRID]
                 + [Run("ablate", v, s, i) for v in ABLATIONS]]
     if experiment == "position":
         return [Run("init", "fitnet", s, init) if g == STUDENT_GUIDED else Run("position", "fitnet", s, init, guided=g)
@@ -189,7 +185,7 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
     if experiment == "gradients":
         return [Run("gradients", m, s, "code") for s in seeds for m in methods]
     if experiment == "floor":
-        return [r for s in seeds for m in ("backprop", "kd")
+        return [r for s in seeds for m in methods
                 for r in (Run("init", m, s, "code"), Run("floor", m, s, "code", floor=LOW_FLOOR))]
     return [Run("init", m, s, init) for s in seeds for m in methods]
 
@@ -204,23 +200,6 @@ def choose_hint_weight(vals):
         raise ValueError(f"the single-stage weights {sorted(vals)} share no seed: nothing to choose on")
     means = {c: statistics.mean(v[s] for s in common) for c, v in vals.items()}
     return min(means, key=lambda c: (means[c], float(c.split("=")[1]))), means, common
-
-
-def chosen_weight_runs(runs, rows):
-    """The single-stage runs an ablate study still needs once its grid has run: the weight
-    chosen on validation, for each init, on the seeds it has not run (none when RepDistiller's
-    weight, which runs on every seed, is chosen). ``rows``: {run name: row}."""
-    more = []
-    for init in dict.fromkeys(r.init for r in runs if r.method == "single-stage"):
-        mine = [r for r in runs if r.method == "single-stage" and r.init == init and r.name in rows]
-        vals = {}
-        for r in mine:
-            vals.setdefault(r.column, {})[r.seed] = rows[r.name]["best_val_error"]
-        best = choose_hint_weight(vals)[0]
-        beta = float(best.split("=")[1])
-        seeds = dict.fromkeys(r.seed for r in runs if r.init == init)
-        more += [Run("ablate", "single-stage", s, init, beta=beta) for s in seeds if s not in vals[best]]
-    return more
 
 
 def place(experiment, run):
@@ -417,12 +396,6 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
         exp_dir = os.path.join(out, experiment)
         rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor,
                                     load_data, log)
-        more = chosen_weight_runs(runs, rows) if experiment == "ablate" else []
-        if more:  # the single-stage weight chosen on the grid seeds' validation, on the other seeds
-            log(f"single-stage: {more[0].column} chosen on validation; running it on the other seeds")
-            rows2, trained2 = _train_runs(more, experiment, exp_dir, data, cfg, teacher, teacher_file, resume,
-                                          executor, load_data, log)
-            rows, trained, runs = {**rows, **rows2}, trained + trained2, runs + more
         rows = [dict(rows[r.name], cell=place(experiment, r)[0], column=place(experiment, r)[1]) for r in runs]
         prov = provenance((info or {}).get("command"))
         info = dict(info or {}, provenance=prov, experiment=experiment, seeds=seeds, split=data.describe(),
@@ -526,7 +499,10 @@ def _pairs(experiment, columns):
         want = [(c, columns[0]) for c in columns[1:]]  # ACROSS_DEPTHS: shallowest first
     elif experiment == "floor":
         lo = f"{LOW_FLOOR:g}"
-        want = [(f"backprop floor={lo}", "backprop"), (f"kd floor={lo}", "kd"), (f"backprop floor={lo}", "kd")]
+        bp, kd, fn = (f"{m} floor={lo}" for m in METHODS)
+        # the floor's effect on each method; then, with the floor lowered, do KD and hints still
+        # do better than backprop (now that it trains), and the paper's FitNets against it
+        want = [(bp, "backprop"), (kd, "kd"), (fn, "fitnet"), (bp, "kd"), (kd, bp), (fn, bp), ("fitnet", bp)]
     else:
         want = [(a, b) for i, a in enumerate(METHODS) for b in METHODS[i + 1:]]
     return [(a, b) for a, b in want if a in columns and b in columns]
