@@ -127,7 +127,7 @@ def test_the_hint_weight_is_chosen_on_the_seeds_every_weight_ran():
 
 
 @pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients", "floor"])
-def test_quick_study_then_resume(experiment, tmp_path, capsys):
+def test_quick_study_then_resume(experiment, tmp_path, capsys, monkeypatch):
     study = load_example("fitnets_study")
     out = str(tmp_path / "study")
     args = [experiment, "--quick", "--seeds", "0,1", "--out", out, "--no-progress"]
@@ -161,6 +161,13 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys):
     if experiment == "gradients":  # every step's trace is recorded: nothing resumed, all reused
         again = study.main(args + ["--resume"])
         assert [r["trace"] for r in again["results"]] == [r["trace"] for r in rows]
+        # but never a trace recorded with another probe
+        import tinyfit.study
+        from tinyfit.pipeline import SettingsError
+        monkeypatch.setattr(tinyfit.study, "PROBE", tinyfit.study.PROBE - 1)
+        with pytest.raises(SettingsError, match=r"gradients/init-code/seed0/backprop/result.json was made with "
+                                                r"other settings: recorder="):
+            study.main(args + ["--resume"])
         return
     # --resume skips every finished run; a run whose result file is lost comes back from its
     # finished stages and checkpoints without training again

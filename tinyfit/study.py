@@ -334,6 +334,7 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     row["multiplications"] = multiplications(model)
     if recorder is not None:
         row["trace"] = recorder.records
+        row["settings"] = _with_recorder(row["settings"])
     atomic_write(os.path.join(run_dir, "result.json"), json.dumps(row, indent=2))
     return row
 
@@ -358,9 +359,14 @@ def _finished(run, exp_dir, data, cfg, teacher):
     rcfg = _run_config(cfg, run)
     if run.experiment == "gradients":
         rcfg = replace(rcfg, max_epochs=GRADIENT_EPOCHS)
-    check_settings(path, done.get("settings"),
-                   run_settings(run.method, data, rcfg, run.student(cfg.pieces, cfg.pooling), teacher))
+    wanted = run_settings(run.method, data, rcfg, run.student(cfg.pieces, cfg.pooling), teacher)
+    check_settings(path, done.get("settings"), _with_recorder(wanted) if run.experiment == "gradients" else wanted)
     return done
+
+
+def _with_recorder(settings):
+    """A gradients run's settings: its trace depends on what the recorder probes, too."""
+    return dict(settings, recorder={"every": RECORD_EVERY, "probe_images": PROBE})
 
 
 def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=False, depths=DEPTHS,
