@@ -6,7 +6,8 @@
     python examples/fitnets_study.py ablate    # single stage, DSN-style stage 1, random-teacher hints, hints + backprop
     python examples/fitnets_study.py position  # the guided layer moved through the student's conv layers
     python examples/fitnets_study.py gradients # per-layer gradient norms and activation scales, first epochs
-    python examples/fitnets_study.py floor     # backprop and KD with RMSProp's floor lowered to 1e-8
+    python examples/fitnets_study.py floor     # the three methods with RMSProp's floor lowered to 1e-8
+    python examples/fitnets_study.py deep-floor  # backprop and FitNets at depth 9 with that floor
     python examples/fitnets_study.py depth --quick      # smoke run, under a minute
     python examples/fitnets_study.py depth --jobs 2     # students in 2 local processes
     python examples/fitnets_study.py depth --scheduler tcp://host:8786   # on a Dask cluster
@@ -48,7 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, help="epoch budget of every student (stage 1: half)")
     p.add_argument("--init", choices=["code", "glorot"], default="code",
                    help="students' init for depth, curves and position (init and ablate run both)")
-    p.add_argument("--depths", default=",".join(map(str, DEPTHS)), help="conv layers of the depth students")
+    p.add_argument("--depths", default=",".join(map(str, DEPTHS)),
+                   help="conv layers of the depth students (deep-floor: the deepest)")
     p.add_argument("--jobs", type=int, help="train the students in N local worker processes (CPU)")
     p.add_argument("--scheduler", help="train the students on a Dask cluster: its scheduler's address, e.g. "
                                        "tcp://host:8786 (needs tinyfit[distributed] here and on the workers)")

@@ -23,7 +23,7 @@ def load_example(name):
 
 def test_plans_have_distinct_runs_and_check_their_arguments():
     for exp, n in (("init", 2 * 3 * 3), ("depth", 4 * 3 * 3), ("curves", 3 * 3), ("ablate", 2 * 3 * 9),
-                   ("position", 3 * 5), ("gradients", 3 * 3), ("floor", 3 * 6)):
+                   ("position", 3 * 5), ("gradients", 3 * 3), ("floor", 3 * 6), ("deep-floor", 3 * 4)):
         runs = plan(exp, [0, 1, 2])
         assert len(runs) == n and len({r.name for r in runs}) == n, exp
     for exp in ("init", "depth", "curves", "gradients"):
@@ -34,6 +34,9 @@ def test_plans_have_distinct_runs_and_check_their_arguments():
     assert {r for r in plan("ablate", [0, 1]) if r.experiment == "init"} == init_runs
     assert {r for r in plan("curves", [0, 1])} == {r for r in init_runs if r.init == "code"}
     assert [r.experiment for r in plan("position", [0]) if not r.guided] == ["init"]  # h3: FitNets itself
+    # deep-floor: the deepest depth student, its official-floor runs the depth experiment's own
+    deep = plan("deep-floor", [0], depths=[5, 7])
+    assert {r.depth for r in deep} == {7} and {r for r in deep if not r.floor} <= set(plan("depth", [0], depths=[7]))
     with pytest.raises(ValueError, match="distinct"):
         plan("init", [0, 0])
     with pytest.raises(ValueError, match="experiment must be one of"):
@@ -126,7 +129,8 @@ def test_the_hint_weight_is_chosen_on_the_seeds_every_weight_ran():
     assert ch["test"] == {"single-stage beta=0.26": pytest.approx(.1), "single-stage beta=2.6": pytest.approx(.2)}
 
 
-@pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients", "floor"])
+@pytest.mark.parametrize("experiment", ["init", "depth", "curves", "ablate", "position", "gradients", "floor",
+                                        "deep-floor"])
 def test_quick_study_then_resume(experiment, tmp_path, capsys, monkeypatch):
     study = load_example("fitnets_study")
     out = str(tmp_path / "study")

@@ -15,6 +15,8 @@ Experiments (``EXPERIMENTS``):
   epochs of backprop, KD and both FitNets stages (a ``hooks.GradientRecorder``).
 * ``floor``: backprop, KD and FitNets (both stages) with RMSProp's floor lowered from 1e-5
   to 1e-8: do hints still help once plain backprop trains?
+* ``deep-floor``: the same on the deepest of the depth students (backprop and FitNets):
+  does depth, rather than the optimiser's floor, still stop plain backprop there?
 
 Each run (experiment cell x method x seed) trains into its own folder
 ``<out>/<experiment>/<run>`` and writes ``result.json`` when it is done; runs that several
@@ -52,23 +54,26 @@ __all__ = ["check_executor", "EXPERIMENTS", "DEPTHS", "STUDY_BUDGETS", "Run", "S
            "make_executor", "plan", "depth_students", "train_run", "run_study", "summarize", "compare",
            "format_summary", "format_markdown"]
 
-EXPERIMENTS = ("init", "depth", "curves", "ablate", "position", "gradients", "floor")
+EXPERIMENTS = ("init", "depth", "curves", "ablate", "position", "gradients", "floor", "deep-floor")
 DEPTHS = (3, 5, 7, 9)
 # epoch budgets on the embedded digits, sized for 2 cores (docs/study.md: measured wall times);
 # init, ablate, position, curves and gradients share one budget, so they share their runs
 _MNIST_BUDGET = Budget(teacher=15, student=30, hints=15)
+_DEPTH_BUDGET = Budget(teacher=15, student=25, hints=12)  # depth and deep-floor share runs
 STUDY_BUDGETS = {
     "init": _MNIST_BUDGET,
-    "depth": Budget(teacher=15, student=25, hints=12),
+    "depth": _DEPTH_BUDGET,
     "curves": _MNIST_BUDGET,
     "ablate": _MNIST_BUDGET,
     "position": _MNIST_BUDGET,
     "gradients": _MNIST_BUDGET,
     "floor": _MNIST_BUDGET,
+    "deep-floor": _DEPTH_BUDGET,
 }
 # the seeds each experiment runs by default, sized to its time budget on 2 cores
 DEFAULT_SEEDS = {"init": (0, 1, 2, 3, 4, 5), "depth": (0, 1, 2), "curves": (0, 1, 2), "ablate": (0, 1, 2, 3, 4),
-                 "position": (0, 1, 2), "gradients": (0, 1, 2, 3, 4), "floor": (0, 1, 2, 3, 4)}
+                 "position": (0, 1, 2), "gradients": (0, 1, 2, 3, 4), "floor": (0, 1, 2, 3, 4),
+                 "deep-floor": (0, 1, 2)}
 # a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
 CHANCE_LINE = 0.5
 # the depth experiment's cell comparing FitNets' errors across depths (its columns repeat runs
@@ -168,7 +173,8 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
         raise ConfigError("experiment", f"must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
     if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(x, int) and x >= 0 for x in seeds):
         raise ConfigError("seeds", f"must be distinct non-negative integers, got {list(seeds)}")
-    if experiment == "depth" and (not depths or not all(isinstance(n, int) and n >= 3 for n in depths)):
+    if experiment in ("depth", "deep-floor") and \
+            (not depths or not all(isinstance(n, int) and n >= 3 for n in depths)):
         raise ConfigError("depths", f"must be integers >= 3 (two poolings and a last layer), got {list(depths)}")
     if experiment == "init":
         return [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds for m in methods]
@@ -187,6 +193,10 @@ def plan(experiment, seeds, init="code", depths=DEPTHS, methods=METHODS):
     if experiment == "floor":
         return [r for s in seeds for m in methods
                 for r in (Run("init", m, s, "code"), Run("floor", m, s, "code", floor=LOW_FLOOR))]
+    if experiment == "deep-floor":  # the deepest depth student, beside the depth experiment's runs
+        (n, w, _), = depth_students([max(depths)])
+        return [r for s in seeds for m in ("backprop", "fitnet")
+                for r in (Run("depth", m, s, init, n, w), Run("deep-floor", m, s, init, n, w, floor=LOW_FLOOR))]
     return [Run("init", m, s, init) for s in seeds for m in methods]
 
 
@@ -503,6 +513,9 @@ def _pairs(experiment, columns):
         want = []
     elif experiment == "depth" and columns and all(c.startswith("depth ") for c in columns):
         want = [(c, columns[0]) for c in columns[1:]]  # ACROSS_DEPTHS: shallowest first
+    elif experiment == "deep-floor":
+        bp, fn = (f"{m} floor={LOW_FLOOR:g}" for m in ("backprop", "fitnet"))
+        want = [(bp, "backprop"), (fn, "fitnet"), (fn, bp), ("fitnet", bp)]
     elif experiment == "floor":
         lo = f"{LOW_FLOOR:g}"
         bp, kd, fn = (f"{m} floor={lo}" for m in METHODS)
