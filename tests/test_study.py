@@ -85,6 +85,13 @@ def test_an_error_interval_never_reaches_past_zero_or_one_hundred_percent():
     assert bp["high"] == 1.0 and bp["low"] == pytest.approx(0.9497 - 4.303 * 0.04951 / 3 ** 0.5, abs=1e-3)
 
 
+def test_figure_whiskers_are_cut_like_the_tables_intervals():
+    from tinyfit.plots import _ci
+    mean, below, above = _ci([90.9, 91.1, 42.6])   # its t interval reaches 145%
+    assert mean + above == 100.0 and 0 < mean - below < mean
+    assert _ci([5.0])[1:] == (0.0, 0.0)   # one seed: no interval, no whisker
+
+
 def test_depth_compares_fitnets_across_depths_against_the_shallowest():
     rows = (_rows("depth 3", {"backprop": (.10, .13, .07), "fitnet": (.044, .038, .046)})
             + _rows("depth 9", {"backprop": (.909, .911, .909), "fitnet": (.114, .125, .133)})
