@@ -64,12 +64,12 @@ def _axis(ax, values, axis="y"):
     target.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
 
 
-def _ci(values, bounds=(0.0, 100.0)):
-    """(mean, whisker below, whisker above) of errors in %, the 95% t interval cut to
-    ``bounds`` as in the tables (with few bimodal seeds it can reach past 0 or 100%)."""
+def _ci(values):
+    """(mean, whisker below, whisker above) of errors in %, the 95% t interval cut to 0-100%
+    as in the tables (with few bimodal seeds it can reach past either end)."""
     from .stats import mean_ci
     mean, _, low, high = mean_ci(values)
-    low, high = max(low, bounds[0]), min(high, bounds[1])
+    low, high = max(low, 0.0), min(high, 100.0)
     return mean, (0.0 if low != low else mean - low), (0.0 if high != high else high - mean)
 
 

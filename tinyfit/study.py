@@ -514,12 +514,8 @@ def _pairs(experiment, columns):
         want = []
     elif experiment == "depth" and columns and all(c.startswith("depth ") for c in columns):
         want = [(c, columns[0]) for c in columns[1:]]  # ACROSS_DEPTHS: shallowest first
-    elif experiment == "deep-floor":
-        bp, fn = (f"{m} floor={LOW_FLOOR:g}" for m in ("backprop", "fitnet"))
-        want = [(bp, "backprop"), (fn, "fitnet"), (fn, bp), ("fitnet", bp)]
-    elif experiment == "floor":
-        lo = f"{LOW_FLOOR:g}"
-        bp, kd, fn = (f"{m} floor={lo}" for m in METHODS)
+    elif experiment in ("floor", "deep-floor"):  # deep-floor has no KD column: its KD pairs drop out
+        bp, kd, fn = (f"{m} floor={LOW_FLOOR:g}" for m in METHODS)
         # the floor's effect on each method; then, with the floor lowered, do KD and hints still
         # do better than backprop (now that it trains), and the paper's FitNets against it
         want = [(bp, "backprop"), (kd, "kd"), (fn, "fitnet"), (bp, "kd"), (kd, bp), (fn, bp), ("fitnet", bp)]
