@@ -1,7 +1,7 @@
 """FitNets on MNIST, end to end: a maxout teacher, then the same thin deep student trained
 by plain backprop, by knowledge distillation (KD), and by FitNets (stage 1 hints, stage 2 KD).
 
-    python examples/mnist_fitnet.py                      # embedded 5,000 real digits (needs tinyfit[data])
+    python examples/mnist_fitnet.py                      # the 5,000 real digits that ship with tinyfit
     python examples/mnist_fitnet.py --data-dir DIR       # full MNIST IDX files: the paper's recipe
     python examples/mnist_fitnet.py --download           # fetch them (SHA-256 verified) first
     python examples/mnist_fitnet.py --quick              # a smoke run of about a minute
@@ -154,10 +154,15 @@ def main(argv=None):
     print("\n" + format_table(info["results"]))
     if a.quick:
         print("SMOKE RUN (--quick): 512 training digits and 1-2 epochs; these numbers mean nothing.")
-    print(f"total {info['wall_seconds']:.0f}s; command: {info['command']}")
-    print(f"results: {os.path.join(a.out, 'results.json')}, {os.path.join(a.out, 'results.csv')}"
-          + (f", {info['figure']}" if "figure" in info else " (pip install 'tinyfit[plot]' for curves.png)"))
+    print_tail(info, info["command"], a.out, "")
     return info
+
+
+def print_tail(info, command, folder, extra):
+    """The last lines both command lines print: the wall time and command, and what was written."""
+    print(f"total {info['wall_seconds']:.0f}s; command: {command}")
+    print(f"results: {os.path.join(folder, 'results.json')}, results.csv{extra}"
+          + (f", {info['figure']}" if "figure" in info else " (pip install 'tinyfit[plot]' for the figure)"))
 
 
 CLI_ERRORS = (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError, OutputError,

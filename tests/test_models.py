@@ -4,7 +4,7 @@ import pytest
 
 from tinyfit.fitnets import make_regressor
 from tinyfit.models import TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided, thin_student
-from tinyfit.study import DEPTHS, depth_students
+from tinyfit.experiments import DEPTHS, depth_students
 
 
 def test_multiplications_counts_conv_and_linear_layers():

@@ -9,7 +9,7 @@ from tinyfit.data import Split
 from tinyfit.fitnets import train_teacher
 from tinyfit.pipeline import (STAGES, Budget, PipelineConfig, SettingsError, check_settings, get_teacher,
                               new_teacher, train_student)
-from tinyfit.study import guided_positions
+from tinyfit.experiments import guided_positions
 
 
 def digits(n=64, seed=0):

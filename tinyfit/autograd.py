@@ -250,8 +250,8 @@ class Function:
         self.recording = record
         if record:
             self.needs_grad = tuple(x.requires_grad for x in inputs)
-        ys = self.forward(*arrays) if _profiler is None else \
-            _profiler.time((type(self).__name__, "forward"), self.forward, *arrays)
+        ys = (self.forward(*arrays) if _profiler is None
+              else _profiler.time((type(self).__name__, "forward"), self.forward, *arrays))
         single = not isinstance(ys, tuple)
         if single:
             ys = (ys,)

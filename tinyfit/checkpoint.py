@@ -64,8 +64,8 @@ def inspect_archive(path, kind, max_array_bytes=None):
                                           f"{limit:,}); refused")
                 with z.open(info) as m:
                     version = np.lib.format.read_magic(m)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
                     shape, fortran, dtype = read(m)
                     if dtype.hasobject:
                         raise CheckpointError(f"{path}: array {name!r} holds Python objects (a pickle); refused")

@@ -142,8 +142,8 @@ class Module:
                              "); load it into the architecture it was saved from.")
         for n, p in own.items():
             xp = backend.get_array_module(p.data)
-            p.data = xp.asarray(np.asarray(state[n]), dtype=p.dtype).copy() if xp is np else \
-                xp.asarray(np.asarray(state[n], dtype=p.dtype))
+            p.data = (xp.asarray(np.asarray(state[n]), dtype=p.dtype).copy() if xp is np
+                      else xp.asarray(np.asarray(state[n], dtype=p.dtype)))
         return self
 
 

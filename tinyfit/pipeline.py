@@ -28,25 +28,22 @@ from .files import atomic_write, output_folder
 from .fitnets import (KDConfig, LinearDecay, StageSpec, aux_classifier, error_rate, init_from_stage1, layer_shape,
                       make_regressor, train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage,
                       train_teacher)
+from .methods import ALL_METHODS, PAPER_METHODS, VARIANTS, row_label
+from .methods import METHODS as METHOD_RECORDS
+from .methods import method as method_record
 from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
 from .nn import eval_layers, eval_outputs
 from .provenance import provenance
 from .training import FitConfig
 
 __all__ = ["ConfigError", "Budget", "BUDGETS", "StudentSpec", "mnist_student_spec", "PipelineConfig", "Teacher",
-           "METHODS", "invocations", "VARIANTS", "ALL_METHODS", "METHOD_NAMES", "SettingsError", "check_settings",
+           "METHODS", "invocations", "VARIANTS", "ALL_METHODS", "SettingsError", "check_settings",
            "run_settings", "new_teacher", "get_teacher", "train_student", "run_pipeline", "write_results",
            "format_table"]
 
-METHODS = ("backprop", "kd", "fitnet")
-# ablations of FitNets (the study's ``ablate``): never called FitNets in a table
-VARIANTS = ("single-stage", "dsn-kd", "random-hints-kd", "hints-backprop")
-ALL_METHODS = METHODS + VARIANTS
-# display labels of the rows' method keys
-METHOD_NAMES = {"teacher": "teacher", "backprop": "student, backprop", "kd": "student, KD",
-                "fitnet": "student, FitNets (hints + KD)", "single-stage": "student, single-stage CE + beta x hint",
-                "dsn-kd": "student, label stage 1 (DSN-style) + KD",
-                "random-hints-kd": "student, random-teacher hints + KD", "hints-backprop": "student, hints + backprop"}
+# the paper's three methods; the ablations (``VARIANTS``) are never called FitNets in a table.
+# One record per method, read by train_student and run_settings: tinyfit.methods
+METHODS = PAPER_METHODS
 # the official RMSProp's floor on the root mean square of a gradient (pylearn2)
 RMS_FLOOR = 1e-5
 # one generator stream per stage, derived from the seed (and the student's key)
@@ -241,7 +238,7 @@ class Teacher:
 
 
 def _row(method, model, res, data):
-    return dict(method=method, label=METHOD_NAMES.get(method, method),
+    return dict(method=method, label=row_label(method),
                 parameters=model.num_parameters(weights_only=True),
                 best_val_error=res["best_val_error"], test_error=error_rate(model, data.x_test, data.y_test),
                 epochs=res["epochs"], seconds=res["seconds"], best_epoch=res["best_epoch"])
@@ -275,16 +272,17 @@ def _teacher_settings(data, cfg):
 def run_settings(method, data, cfg, student, teacher):
     """What a student run by ``method`` depends on; stored in each of its stage files and its
     study row, and checked before any of them is reused."""
+    m = method_record(method)
     s = {"method": method, "seed": cfg.seed, "init": cfg.init, "student": student.name, "key": list(student.key),
          "guided": student.guided, "pieces": cfg.pieces, "pooling": cfg.pooling, "batch_size": cfg.batch_size,
          "epochs": cfg.budget.student, "patience": cfg.budget.patience, "split": data.describe()}
-    if method != "backprop":
+    if m.teacher:
         s["teacher"] = teacher.fingerprint
-    if method in ("kd", "fitnet", "dsn-kd", "random-hints-kd"):
+    if m.kd:
         s.update(tau=cfg.tau, lambda_schedule=vars(cfg.schedule()))
-    if method not in ("backprop", "kd", "single-stage"):
+    if m.stage1:
         s["hint_epochs"] = cfg.budget.hints
-    if method == "single-stage":
+    if m.hint_weight:
         s["hint_weight"] = cfg.hint_weight
     if cfg.max_epochs:
         s["max_epochs"] = cfg.max_epochs
@@ -325,17 +323,15 @@ def _regressor(s1, student, teacher, data, rng, device, log):
     return reg
 
 
-# what each two-stage method trains in stage 1: methods with the same kind and the same
-# settings otherwise (seed, init, student, teacher, budgets) train bit-identical stage 1s
-STAGE1_KIND = {"fitnet": "hints", "hints-backprop": "hints", "dsn-kd": "labels",
-               "random-hints-kd": "untrained-teacher hints"}
 _STAGE2_ONLY = ("method", "tau", "lambda_schedule")
 
 
 def stage1_settings(settings):
-    """What a two-stage run's stage 1 depends on: its run settings less stage 2's."""
+    """What a two-stage run's stage 1 depends on: its run settings less stage 2's, and what its
+    stage 1 fits (methods with the same kind and the same settings otherwise, seed, init,
+    student, teacher and budgets, train bit-identical stage 1s)."""
     s = {k: v for k, v in settings.items() if k not in _STAGE2_ONLY}
-    return dict(s, stage1=STAGE1_KIND[settings["method"]])
+    return dict(s, stage1=METHOD_RECORDS[settings["method"]].stage1)
 
 
 def _reuse_stage1(source, out, settings, resume, log):
@@ -347,8 +343,8 @@ def _reuse_stage1(source, out, settings, resume, log):
         return False
     extra = load_archive(src, "model")[1]["extra"]
     saved = extra.get("settings")
-    if saved is None or saved.get("method") not in STAGE1_KIND or \
-            stage1_settings(saved) != json.loads(json.dumps(stage1_settings(settings))):
+    if (saved is None or not getattr(METHOD_RECORDS.get(saved.get("method")), "stage1", None)
+            or stage1_settings(saved) != json.loads(json.dumps(stage1_settings(settings)))):
         return False
     os.makedirs(out, exist_ok=True)
     save_model(dst, load_model(src), dict(extra, settings=settings, stage1_from=src))
@@ -356,35 +352,45 @@ def _reuse_stage1(source, out, settings, resume, log):
     return True
 
 
-def _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log):
-    """Stage 1 (hints from the teacher, hints from the untrained teacher, or labels through an
-    auxiliary classifier), then stage 2 (KD, or backprop for 'hints-backprop') from its
-    layers; returns (model, result with both stages' seconds and stage 1's history)."""
-    device, spec = cfg.device, cfg.stage_spec(cfg.budget.student)
+def _stage1(m, data, teacher, cfg, student, build, rng, run, fit_kw, log):
+    """Stage 1 of method record ``m``: hints from the teacher (or from the teacher at its
+    untrained init), or the labels through an auxiliary classifier on the guided layer;
+    returns (the student it trained, its result)."""
     s1, r1 = build("stage1"), rng("stage1")
     spec1 = cfg.stage_spec(cfg.budget.hints, stage1=True)
-    if method == "dsn-kd":
+    if m.stage1 == "labels":
         head = aux_classifier(layer_shape(s1, student.guided, data.x_train.shape[1:]), max_norm=0.9,
-                              rng=r1).to(device)
-        train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck,
-                                               **common)
+                              rng=r1).to(cfg.device)
+        train1 = lambda ck: train_label_stage1(s1, student.guided, head, data, spec1, r1, ckpt_path=ck, **fit_kw)
     else:
-        source = teacher.untrained() if method == "random-hints-kd" else teacher
-        reg = _regressor(s1, student, source, data, r1, device, log)
+        source = teacher.untrained() if m.stage1 == "untrained-teacher hints" else teacher
+        reg = _regressor(s1, student, source, data, r1, cfg.device, log)
         hints, val_hints = source.hints(TEACHER_HINT)
         train1 = lambda ck: train_hints(s1, student.guided, reg, hints, data, spec1, r1,
-                                        val_hints=val_hints, ckpt_path=ck, **common)
+                                        val_hints=val_hints, ckpt_path=ck, **fit_kw)
     s1, res1 = run("stage1", s1, train1)
-    log(f"stage1: best validation {'error' if method == 'dsn-kd' else 'hint loss'} {res1['best_val_error']:.4f} "
+    log(f"stage1: best validation {'error' if m.stage1 == 'labels' else 'hint loss'} {res1['best_val_error']:.4f} "
         f"at epoch {res1['best_epoch']}")
-    model, r2 = init_from_stage1(build("fitnet"), s1, student.guided), rng("fitnet")
-    if method == "hints-backprop":
-        train2 = lambda ck: train_backprop(model, data, spec, r2, stage=method, ckpt_path=ck, **common)
+    return s1, res1
+
+
+def _last_stage(m, model, student, data, teacher, cfg, rng, run, fit_kw, log):
+    """The stage that trains the whole student by method record ``m``'s loss: KD, CE + beta x
+    hint (one stage) or plain cross-entropy; returns (model, result)."""
+    spec, r = cfg.stage_spec(cfg.budget.student), rng(m.stream)
+    if m.kd:
+        train = lambda ck: train_kd(model, data, spec, r, teacher.logits, cfg.kd(), stage=m.key, ckpt_path=ck,
+                                    **fit_kw)
+    elif m.hint_weight:
+        if cfg.hint_weight is None:
+            raise ValueError(f"the {m.key} method needs a hint weight: PipelineConfig(hint_weight=beta)")
+        reg = _regressor(model, student, teacher, data, rng(m.key), cfg.device, log)
+        hints = teacher.hints(TEACHER_HINT)[0]
+        train = lambda ck: train_single_stage(model, student.guided, reg, hints, data, spec, r, cfg.hint_weight,
+                                              stage=m.key, ckpt_path=ck, **fit_kw)
     else:
-        train2 = lambda ck: train_kd(model, data, spec, r2, teacher.logits, cfg.kd(), stage=method,
-                                     ckpt_path=ck, **common)
-    model, res = run(method, model, train2)
-    return model, dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
+        train = lambda ck: train_backprop(model, data, spec, r, stage=m.key, ckpt_path=ck, **fit_kw)
+    return run(m.key, model, train)
 
 
 def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print, step_hooks=(),
@@ -406,37 +412,26 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     another two-stage run (say FitNets' for 'hints-backprop'); its finished stage 1 is reused
     instead of trained when it was made with the same stage-1 settings (``stage1_settings``:
     bit-identical to training it again; the row's seconds then count the original's stage 1)."""
-    if method not in ALL_METHODS:
-        raise ValueError(f"method must be one of {', '.join(ALL_METHODS)}, got {method!r}")
+    m = method_record(method)
     student = student or mnist_student_spec(cfg.pieces, cfg.pooling)
-    device, init, E = cfg.device, cfg.weight_init(), cfg.budget.student
+    device, init = cfg.device, cfg.weight_init()
     build = lambda stage: student.build(init, cfg.rng(stage, student.key)).to(device)
     rng = lambda stage: cfg.rng(stage, student.key)
     settings = run_settings(method, data, cfg, student, teacher)
     # a recorded stage (step_hooks) is trained, never copied
-    reused = (method in STAGE1_KIND and stage1_from is not None and not step_hooks
+    reused = (m.stage1 is not None and stage1_from is not None and not step_hooks
               and _reuse_stage1(stage1_from, out, settings, resume, log))
     run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume or (reused and stage == "stage1"),
                                                      device, log, settings)
-    common = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
-    spec = cfg.stage_spec(E)
-    if method == "backprop":
-        model, r = build("backprop"), rng("backprop")
-        model, res = run("backprop", model, lambda ck: train_backprop(model, data, spec, r, ckpt_path=ck, **common))
-    elif method == "kd":
-        model, r = build("kd"), rng("kd")
-        model, res = run("kd", model, lambda ck: train_kd(model, data, spec, r, teacher.logits, cfg.kd(),
-                                                          ckpt_path=ck, **common))
-    elif method == "single-stage":
-        if cfg.hint_weight is None:
-            raise ValueError("the single-stage method needs a hint weight: PipelineConfig(hint_weight=beta)")
-        model, r = build("backprop"), rng("backprop")  # backprop's student and batches; only the loss differs
-        reg = _regressor(model, student, teacher, data, rng("single-stage"), device, log)
-        hints = teacher.hints(TEACHER_HINT)[0]
-        model, res = run("single-stage", model, lambda ck: train_single_stage(
-            model, student.guided, reg, hints, data, spec, r, cfg.hint_weight, ckpt_path=ck, **common))
+    fit_kw = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
+    if m.stage1:  # stage 2 starts from stage 1's layers up to the guided one
+        s1, res1 = _stage1(m, data, teacher, cfg, student, build, rng, run, fit_kw, log)
+        model = init_from_stage1(build(m.stream), s1, student.guided)
     else:
-        model, res = _two_stage(method, data, teacher, cfg, student, build, rng, run, common, log)
+        model = build(m.stream)
+    model, res = _last_stage(m, model, student, data, teacher, cfg, rng, run, fit_kw, log)
+    if m.stage1:
+        res = dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
     row = _row(method, model, res, data)
     row["history"] = res.get("history", [])
     if "hint_history" in res:
@@ -470,8 +465,9 @@ def write_results(out, info, rows, name="results"):
     (the rows' table columns) atomically."""
     atomic_write(os.path.join(out, f"{name}.json"), json.dumps(dict(info, results=rows), indent=2))
     buf = io.StringIO()
-    cols = [c for c in TABLE_COLUMNS if rows and c in rows[0]] + \
-        [c for c in (rows[0] if rows else {}) if c not in TABLE_COLUMNS and not isinstance(rows[0][c], (list, dict))]
+    cols = ([c for c in TABLE_COLUMNS if rows and c in rows[0]]
+            + [c for c in (rows[0] if rows else {}) if c not in TABLE_COLUMNS
+               and not isinstance(rows[0][c], (list, dict))])
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)

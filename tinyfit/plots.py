@@ -9,13 +9,11 @@ from __future__ import annotations
 import io
 
 from .files import atomic_write
+from .methods import METHODS
 
 __all__ = ["available", "curves", "grouped_errors", "errors_by_depth", "gradient_flow"]
 
-# one colour per method, the same in every figure; other columns take the palette in order
-COLORS = {"backprop": "#d62728", "kd": "#1f77b4", "fitnet": "#2ca02c", "single-stage": "#9467bd",
-          "dsn-kd": "#8c564b", "random-hints-kd": "#7f7f7f", "hints-backprop": "#e377c2"}
-LABELS = {"backprop": "backprop", "kd": "KD", "fitnet": "FitNets (hints + KD)"}
+# each method has one colour in every figure (its record's); other columns take the palette in order
 PALETTE = ("#17becf", "#bcbd22", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -48,7 +46,7 @@ def _save(fig, path):
 
 
 def _color(key, i=0):
-    return COLORS.get(key, PALETTE[i % len(PALETTE)])
+    return METHODS[key].color if key in METHODS else PALETTE[i % len(PALETTE)]
 
 
 def _axis(ax, values, axis="y"):
@@ -90,7 +88,7 @@ def curves(rows, path, title=""):
         if not h:
             continue
         ep = [e["epoch"] for e in h]
-        c = COLORS.get(r["method"])
+        c = METHODS[r["method"]].color if r["method"] in METHODS else None
         label = None if r["method"] in seen else r.get("label", r["method"])
         seen.add(r["method"])
         losses += [e["train_loss"] for e in h]
@@ -160,9 +158,9 @@ def errors_by_depth(depths, by_method, path, title="", ylabel="test error (%)"):
         off = (k - (len(by_method) - 1) / 2) * 0.08
         cis = [_ci(v) for v in per_depth]
         ax.errorbar([d + off for d in depths], [c[0] for c in cis], yerr=[[c[1] for c in cis], [c[2] for c in cis]],
-                    color=COLORS[m], label=LABELS[m], capsize=3, marker="o", ms=4)
+                    color=METHODS[m].color, label=METHODS[m].label, capsize=3, marker="o", ms=4)
         for d, v in zip(depths, per_depth):
-            _points(ax, d + off, v, COLORS[m], 0)
+            _points(ax, d + off, v, METHODS[m].color, 0)
             values += v
     ax.set_xticks(depths)
     ax.set(xlabel="convolutional layers (same multiplications per example)", ylabel=ylabel)

@@ -5,6 +5,10 @@ typed. A document marks what is generated:
 
     <!-- tinyfit:table NAME KIND -->            a block, up to the next <!-- tinyfit:end -->
     <!--v FORMAT NAME/path/to/value-->6.53%<!--/v-->   one value inside a sentence
+    <!-- tinyfit:alias @ic = init/summary/init code -->   a short name for a path, in that document
+
+A compound format renders a whole phrase from one value: ``diff`` a paired comparison with its
+interval, ``count`` how many seeds of a column left chance ("0 of 6").
 
 ``refresh(text, root)`` renders every marked part anew; ``stale(text, root)`` lists the parts
 whose text differs from what the results files give now (a test runs it on every document,
@@ -14,21 +18,38 @@ from the per-seed rows with the current statistics, so the documents follow the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 
+from .columns import column_label, parse_column
+from .experiments import EXPERIMENTS
+from .files import atomic_write
+from .methods import PAPER_METHODS
 from .pipeline import format_table
-from .study import figure_of, format_markdown, summarize
+from .summary import summarize
 
-__all__ = ["load", "render_table", "render_value", "refresh", "stale", "figure", "TABLES", "FORMATS"]
+__all__ = ["load", "render_table", "render_value", "refresh", "stale", "figure", "TABLES", "FORMATS",
+           "format_summary", "format_markdown", "errors_table", "pairs_table", "figure_of", "write_study"]
 
 BLOCK = re.compile(r"(<!-- tinyfit:table (\S+) (\S+) -->\n)(.*?)(<!-- tinyfit:end -->)", re.S)
 VALUE = re.compile(r"(<!--v (\S+) ([^>]+?)-->)(.*?)(<!--/v-->)", re.S)
+ALIAS = re.compile(r"<!-- tinyfit:alias (@\S+) = ([^>]+?) -->")
+
+
+def _experiments_view():
+    return {"info": {"names": list(EXPERIMENTS)}, "experiments": list(EXPERIMENTS.values())}
+
+
+# sources that are not results files: the experiments table itself (its lists in the docs)
+VIRTUAL = {"experiments": _experiments_view}
 
 
 def load(root, name):
     """{"info": the results file, "summary": the study summary recomputed from its rows
-    (studies only)} of results ``name`` under ``root``."""
+    (studies only)} of results ``name`` under ``root`` (or of a ``VIRTUAL`` source)."""
+    if name in VIRTUAL:
+        return VIRTUAL[name]()
     path = os.path.join(root, name, "results.json")
     try:
         with open(path) as f:
@@ -38,7 +59,7 @@ def load(root, name):
     view = {"info": info}
     if "experiment" in info:
         view["summary"] = summarize(info["results"], info["experiment"], info.get("smoke", False))
-    if info.get("experiment") == "gradients":
+    if "experiment" in info and EXPERIMENTS[info["experiment"]].recorder:
         view["trace"] = trace_summary(info["results"])
     return view
 
@@ -63,6 +84,9 @@ FORMATS = {
     "str": str,
     "len": lambda v: str(len(v)),
     "list": lambda v: ", ".join(map(str, v)),
+    "diff": lambda p: (f"{100 * p['mean_diff']:+.2f} points (95% interval {100 * p['low']:+.2f} to "
+                       f"{100 * p['high']:+.2f})"),
+    "count": lambda st: f"{st['left_chance']} of {st['n']}",
 }
 
 
@@ -82,18 +106,34 @@ def _resolve(view, keys, where):
 
 
 def _missing(root, name):
-    return not os.path.exists(os.path.join(root, name, "results.json"))
+    return name not in VIRTUAL and not os.path.exists(os.path.join(root, name, "results.json"))
 
 
 NOT_YET = "(not measured yet)"
 
 
-def render_value(root, fmt, path):
-    """The text of value ``path`` (NAME/key/key..., through the view of ``load``) in ``fmt``;
-    NOT_YET while results NAME have not been published."""
+def aliases(text):
+    """{"@name": path} of the ``tinyfit:alias`` lines in ``text``."""
+    return {m.group(1): m.group(2).strip() for m in ALIAS.finditer(text)}
+
+
+def _expand(path, alias):
+    head, sep, rest = path.strip().partition("/")
+    if head.startswith("@"):
+        if head not in alias:
+            raise ValueError(f"{path}: no alias {head} in this document; define it with <!-- tinyfit:alias {head} = "
+                             "NAME/path -->")
+        return alias[head] + sep + rest
+    return path.strip()
+
+
+def render_value(root, fmt, path, alias=None):
+    """The text of value ``path`` (NAME/key/key..., through the view of ``load``; a leading
+    @name is one of ``alias``) in ``fmt``; NOT_YET while results NAME have not been published."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown value format {fmt!r}; known: {', '.join(FORMATS)}")
-    name, *keys = path.strip().split("/")
+    path = _expand(path, alias or {})
+    name, *keys = path.split("/")
     if _missing(root, name):
         return NOT_YET
     return FORMATS[fmt](_resolve(load(root, name), keys, path))
@@ -119,13 +159,11 @@ def _provenance(view):
 
 
 def _errors(view):
-    text = format_markdown(view["summary"])
-    return text.split("\n\n| cell | pair")[0]
+    return errors_table(view["summary"])
 
 
 def _pairs(view):
-    text = format_markdown(view["summary"])
-    return "| cell | pair" + text.split("\n\n| cell | pair", 1)[1] if "\n\n| cell | pair" in text else ""
+    return pairs_table(view["summary"])
 
 
 def _pipeline(view):
@@ -137,9 +175,10 @@ def _grid(view):
              "|---|---|---|---|---|---|"]
     for cell, s in view["summary"].items():
         ch = s.get("chosen") or {}
+        chosen = ch.get(next(iter(ch), None))  # the chosen record opens with {method: its chosen column}
         for col, val in (ch.get("validation") or {}).items():
-            lines.append(f"| {cell} | {col.split('=')[1]} | {', '.join(map(str, ch['seeds']))} | {100 * val:.2f}% | "
-                         f"{100 * ch['test'][col]:.2f}% | {'yes' if col == ch['single-stage'] else ''} |")
+            lines.append(f"| {cell} | {parse_column(col).beta:g} | {', '.join(map(str, ch['seeds']))} | "
+                         f"{100 * val:.2f}% | {100 * ch['test'][col]:.2f}% | {'yes' if col == chosen else ''} |")
     return "\n".join(lines)
 
 
@@ -264,9 +303,32 @@ def _load(view):
     return "\n".join(lines)
 
 
-TABLES = {"family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance,
-          "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions,
-          "gradients": _gradients, "speed": _speed}
+STUDY = "python examples/fitnets_study.py"
+
+
+def _commands(view):
+    """The study's command per experiment, with what it runs (a code block)."""
+    width = max(len(e.name) for e in view["experiments"])
+    return "```\n" + "\n".join(f"{STUDY} {e.name:{width}s}  # {e.summary}" for e in view["experiments"]) + "\n```"
+
+
+def _questions(view):
+    lines = ["| experiment | the question it asks | student epochs (stage 1) | default seeds |", "|---|---|---|---|"]
+    return "\n".join(lines + [f"| `{e.name}` | {e.question} | {e.budget.student} ({e.budget.hints}) | {len(e.seeds)} |"
+                               for e in view["experiments"]])
+
+
+def _regenerate(view):
+    """How to regenerate each experiment's results: its command and the copy into docs/results."""
+    lines = ["| results | command | copy in |", "|---|---|---|"]
+    return "\n".join(lines + [f"| `{e.name}` | `{STUDY} {e.name}` | `python examples/publish_results.py --add {e.name} "
+                               f"runs/study/{e.name}` |" for e in view["experiments"]])
+
+
+TABLES = {"commands": _commands, "questions": _questions, "regenerate": _regenerate, "family": _family,
+          "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors,
+          "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients,
+          "speed": _speed}
 
 
 def render_table(root, name, kind):
@@ -297,11 +359,13 @@ def refresh(text, root, missing=None):
             missing.append(m.group(2))
         return m.group(1) + render_table(root, m.group(2), m.group(3)) + "\n" + m.group(5)
 
+    alias = aliases(text)
+
     def value(m):
-        name = m.group(3).strip().split("/")[0]
+        name = _expand(m.group(3), alias).split("/")[0]
         if missing is not None and _missing(root, name):
             missing.append(name)
-        return m.group(1) + render_value(root, m.group(2), m.group(3)) + m.group(5)
+        return m.group(1) + render_value(root, m.group(2), m.group(3), alias) + m.group(5)
     return VALUE.sub(value, BLOCK.sub(table, text))
 
 
@@ -313,8 +377,9 @@ def stale(text, root):
         now = render_table(root, m.group(2), m.group(3))
         if m.group(4).rstrip("\n") != now:
             out.append((f"table {m.group(2)} {m.group(3)}", m.group(4).rstrip("\n"), now))
+    alias = aliases(text)
     for m in VALUE.finditer(text):
-        now = render_value(root, m.group(2), m.group(3))
+        now = render_value(root, m.group(2), m.group(3), alias)
         if m.group(4) != now:
             out.append((f"value {m.group(2)} {m.group(3)}", m.group(4), now))
     return out
@@ -336,3 +401,139 @@ def figure(root, name):
     rows = [r for r in info["results"] if r["method"] != "teacher"]
     return plots.curves(rows, os.path.join(root, name, "curves.png"),
                         title=f"students on {info['split']}, seed {info['seed']}")
+
+
+# -- a study's summaries and figure --------------------------------------------------------
+
+def _pct(x, digits=2):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
+
+
+def _chance(st):
+    return (f"{st['left_chance']} of {st['n']} (95% CI {_pct(st['left_chance_low'], 0)}-"
+            f"{_pct(st['left_chance_high'], 0)}%)")
+
+
+SMOKE_NOTE = "SMOKE RUN (--quick): tiny data and 1-2 epochs; these numbers mean nothing and no verdict is given."
+
+
+def _smoke(summary):
+    return any(s.get("smoke") for s in summary.values())
+
+
+def format_summary(summary, experiment=""):
+    """The tables the study prints: per cell, the test error of each column (mean, 95%
+    interval, every seed), how many seeds left chance, then the paired comparisons."""
+    lines = [SMOKE_NOTE] if _smoke(summary) else []
+    for cell, s in summary.items():
+        lines.append(f"{experiment + ': ' if experiment else ''}{cell}")
+        if not s.get("repeats"):
+            lines.append(f"  {'':56s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
+        for col, st in ({} if s.get("repeats") else s["columns"]).items():
+            per = ", ".join(_pct(v) for v in st["per_seed"].values())
+            lines.append(f"  {column_label(col)[:56]:56s} {_pct(st['mean']):>9s}% {_pct(st['low']):>6s}-"
+                         f"{_pct(st['high']):<6s} {st['left_chance']:>5d} of {st['n']:<3d}   {per}")
+        if s["chosen"]:
+            method = next(iter(s["chosen"]))  # the chosen record opens with {method: its chosen column}
+            lines.append(f"  {method}: {s['chosen'][method]} chosen by {s['chosen']['by']}")
+        for p in s["pairs"]:
+            lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} points, 95% CI "
+                         f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] (paired over {p['n']} seeds; "
+                         f"{p['a']} lower in {p['a_wins']}, {p['b']} lower in {p['b_wins']}): {p['verdict']}")
+    return "\n".join(lines)
+
+
+def errors_table(summary):
+    """Markdown: per cell and column the test error (mean, 95% t interval, every seed) and how
+    many seeds left chance (exact 95% interval; the mean error of those runs)."""
+    lines = [f"**{SMOKE_NOTE}**", ""] if _smoke(summary) else []
+    lines += ["| cell | method | mean test error | 95% CI | left chance (95% CI) | error of those | per seed |",
+              "|---|---|---|---|---|---|---|"]
+    for cell, s in summary.items():
+        for col, st in ({} if s.get("repeats") else s["columns"]).items():
+            per = ", ".join(_pct(v) for v in st["per_seed"].values())
+            trained = "-" if st["trained_mean"] is None else _pct(st["trained_mean"]) + "%"
+            lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {_pct(st['low'])}-{_pct(st['high'])}"
+                         f" | {_chance(st)} | {trained} | {per} |")
+    return "\n".join(lines)
+
+
+def pairs_table(summary):
+    """Markdown: the paired comparisons with their 95% intervals and verdicts ('' when none)."""
+    pairs = [(cell, p) for cell, s in summary.items() for p in s["pairs"]]
+    if not pairs:
+        return ""
+    lines = ["| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | verdict |",
+             "|---|---|---|---|---|---|"]
+    for cell, p in pairs:
+        lines.append(f"| {cell} | {column_label(p['a'])} - {column_label(p['b'])} | {100 * p['mean_diff']:+.2f} | "
+                     f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] | a {p['a_wins']}, b {p['b_wins']} of "
+                     f"{p['n']} | {p['verdict']} |")
+    return "\n".join(lines)
+
+
+def format_markdown(summary):
+    """The summary as Markdown: ``errors_table``, then ``pairs_table``."""
+    pairs = pairs_table(summary)
+    return errors_table(summary) + ("\n\n" + pairs if pairs else "")
+
+
+CELL_LABELS = {"init code": "students from U(-0.005, 0.005) (official code)",
+               "init glorot": "students from Glorot init"}
+
+
+def _depth_figure(rows, summary, path, title):
+    from . import plots
+    cells = sorted((c for c in summary if not summary[c].get("repeats")), key=lambda c: int(c.split()[1]))
+    depths = [int(c.split()[1]) for c in cells]
+    by_method = {m: [[100 * v for v in summary[c]["columns"][m]["per_seed"].values()] for c in cells]
+                 for m in PAPER_METHODS if all(m in summary[c]["columns"] for c in cells)}
+    return plots.errors_by_depth(depths, by_method, path, title + " (mean, 95% CI, dots: seeds)")
+
+
+def _bars_figure(rows, summary, path, title):
+    from . import plots
+    groups = []
+    for cell, s in summary.items():
+        # a hint-weight grid is shown by the weight chosen on validation
+        cols = [c for c in s["columns"] if not (s["chosen"] and parse_column(c).grid_member)]
+        groups.append((CELL_LABELS.get(cell, cell), [(column_label(c), c, [100 * v for v in
+                                                                          s["columns"][c]["per_seed"].values()])
+                                                     for c in cols]))
+    return plots.grouped_errors(groups, path, title + " (bars: mean, whiskers: 95% CI, dots: seeds)")
+
+
+def _curves_figure(rows, summary, path, title):
+    from . import plots
+    return plots.curves(rows, path, title=title)
+
+
+def _gradients_figure(rows, summary, path, title):
+    from . import plots
+    return plots.gradient_flow(rows, path, title=title)
+
+
+FIGURES = {"bars": _bars_figure, "depth": _depth_figure, "curves": _curves_figure, "gradients": _gradients_figure}
+
+
+def figure_of(experiment, rows, summary, path, split, n_seeds, smoke=False):
+    """The experiment's figure (matplotlib), of its kind (``Experiment.figure``): grouped bars,
+    error against depth, per-epoch curves or per-layer gradient flow."""
+    kind = EXPERIMENTS[experiment].figure
+    if kind not in FIGURES:
+        raise ValueError(f"experiment {experiment!r} asks for figure kind {kind!r}; known: {', '.join(FIGURES)}")
+    title = f"{experiment}: {split}, {n_seeds} seeds" + (" (SMOKE RUN: numbers mean nothing)" if smoke else "")
+    return FIGURES[kind](rows, summary, path, title)
+
+
+def write_study(exp_dir, info, figure=True):
+    """Write a study's ``summary.txt``, ``summary.md`` and (with matplotlib and ``figure``)
+    ``<experiment>.png`` into ``exp_dir``; returns {"figure": its path} or {}."""
+    from . import plots
+    experiment, summary = info["experiment"], info["summary"]
+    atomic_write(os.path.join(exp_dir, "summary.txt"), format_summary(summary, experiment) + "\n")
+    atomic_write(os.path.join(exp_dir, "summary.md"), format_markdown(summary) + "\n")
+    if not (figure and plots.available()):
+        return {}
+    return {"figure": figure_of(experiment, info["results"], summary, os.path.join(exp_dir, f"{experiment}.png"),
+                                info["split"], len(info["seeds"]), info["smoke"])}

@@ -118,3 +118,43 @@ def binomial_ci(k, n, level=0.95):
     low = 0.0 if k == 0 else beta_quantile(alpha / 2, k, n - k + 1)
     high = 1.0 if k == n else beta_quantile(1 - alpha / 2, k + 1, n - k)
     return low, high
+
+
+def t_test_p(mean, sd, n):
+    """The two-sided p-value of a one-sample t test of ``mean`` = 0 from ``n`` values with
+    sample standard deviation ``sd`` (1.0 when it cannot be computed: one value, or no spread
+    and a zero mean; 0.0 for a non-zero mean with no spread)."""
+    if n < 2 or sd != sd:
+        return 1.0
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    t = abs(mean) / (sd / math.sqrt(n))
+    return min(1.0, 2.0 * (1.0 - _t_cdf(t, n - 1)))
+
+
+def fisher_exact(k1, n1, k2, n2):
+    """The two-sided p-value of Fisher's exact test that two proportions are equal: ``k1`` of
+    ``n1`` against ``k2`` of ``n2`` (the sum of the probabilities of every table with the same
+    margins that is no more likely than the observed one, under the hypergeometric law)."""
+    if not all(isinstance(v, int) for v in (k1, n1, k2, n2)) or not (0 <= k1 <= n1 and 0 <= k2 <= n2) or not n1 * n2:
+        raise ValueError(f"need integers 0 <= k <= n, n > 0; got {k1} of {n1}, {k2} of {n2}")
+    k, n = k1 + k2, n1 + n2
+
+    def prob(x):  # P(first group has x of the k successes)
+        return math.comb(n1, x) * math.comb(n2, k - x) / math.comb(n, k)
+    seen = prob(k1)
+    xs = range(max(0, k - n2), min(k, n1) + 1)
+    return min(1.0, sum(p for p in map(prob, xs) if p <= seen * (1 + 1e-9)))
+
+
+def holm(p_values):
+    """Holm's step-down adjustment of ``p_values`` (one family of tests): the adjusted
+    p-values, in the given order. A test is rejected at level alpha when its adjusted p-value
+    is below alpha; the chance of any false rejection in the family stays below alpha."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out

@@ -296,8 +296,9 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
             _save(ckpt_path, stage, cfg, meta, state, modules, best, optimizer, rng, perm_now)
 
     clock = _Clock(state)
-    run = _StageRun(stage, cfg, n_train, xp, loss_fn, optimizer, params, progress, None, save, ckpt_path,
-                    tuple(step_hooks), modules, clock)
+    run = _StageRun(stage=stage, cfg=cfg, n_train=n_train, xp=xp, loss_fn=loss_fn, optimizer=optimizer,
+                    params=params, progress=progress, intr=None, save=save, ckpt_path=ckpt_path,
+                    step_hooks=tuple(step_hooks), modules=modules, clock=clock)
     with _Interrupt() as run.intr:
         while state.epoch <= cfg.epochs and state.bad_epochs < cfg.patience:
             clock.start()

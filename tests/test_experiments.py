@@ -1,0 +1,62 @@
+"""The experiments table: each entry's plan (its runs, their folders, cells and columns) and
+that it gives exactly the runs of every published results file."""
+import json
+import os
+
+import pytest
+
+from tinyfit.experiments import EXPERIMENTS, plan
+from tinyfit.pipeline import METHODS
+from tinyfit.report import FIGURES
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "results")
+
+
+def test_plans_have_distinct_runs_and_check_their_arguments():
+    for exp, n in (("init", 2 * 3 * 3), ("depth", 4 * 3 * 3), ("curves", 3 * 3), ("ablate", 2 * 3 * 9),
+                   ("position", 3 * 5), ("gradients", 3 * 3), ("floor", 3 * 6), ("deep-floor", 3 * 4)):
+        runs = plan(exp, [0, 1, 2])
+        assert len(runs) == n and len({r.name for r in runs}) == n, exp
+    for exp in ("init", "depth", "curves", "gradients"):
+        assert {r.method for r in plan(exp, [0])} == set(METHODS)
+    assert {r.init for r in plan("init", [0])} == {"code", "glorot"}
+    # runs shared between experiments are the same runs, in the init experiment's folder
+    init_runs = {r for r in plan("init", [0, 1])}
+    assert {r for r in plan("ablate", [0, 1]) if r.experiment == "init"} == init_runs
+    assert {r for r in plan("curves", [0, 1])} == {r for r in init_runs if r.init == "code"}
+    assert [r.experiment for r in plan("position", [0]) if not r.guided] == ["init"]  # h3: FitNets itself
+    # deep-floor: the deepest depth student, its official-floor runs the depth experiment's own
+    deep = plan("deep-floor", [0], depths=[5, 7])
+    assert {r.depth for r in deep} == {7} and {r for r in deep if not r.floor} <= set(plan("depth", [0], depths=[7]))
+    with pytest.raises(ValueError, match="distinct"):
+        plan("init", [0, 0])
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        plan("width", [0])
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if os.path.exists(os.path.join(RESULTS, n, "results.json"))])
+def test_the_plan_gives_exactly_the_runs_of_the_published_results(name):
+    with open(os.path.join(RESULTS, name, "results.json")) as f:
+        info = json.load(f)
+    rows = info["results"]
+    depths = sorted({r["depth"] for r in rows if r.get("depth")}) or (3, 5, 7, 9)
+    place = EXPERIMENTS[name].place or (lambda r: (r.cell, r.column))
+    assert [(r.name, *place(r)) for r in plan(name, info["seeds"], info["init"], depths)] == \
+        [(r["run"], r["cell"], r["column"]) for r in rows]
+
+
+def test_every_experiment_is_a_complete_declaration():
+    for name, e in EXPERIMENTS.items():
+        assert e.name == name and e.question.endswith("?") and e.summary and e.seeds
+        assert e.figure in FIGURES, name
+        runs = plan(name, list(e.seeds))
+        assert runs and {r.seed for r in runs} == set(e.seeds)
+        assert all(r.experiment in EXPERIMENTS for r in runs)
+
+
+def test_an_unknown_experiment_is_refused_not_run_as_another():
+    with pytest.raises(ValueError, match="experiment must be one of init, depth"):
+        plan("width", [0])
+    from tinyfit.report import figure_of
+    with pytest.raises(KeyError):
+        figure_of("width", [], {}, "x.png", "split", 1)

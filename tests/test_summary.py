@@ -1,0 +1,99 @@
+"""The statistics of a study's results (tinyfit.summary) and their tables (tinyfit.report),
+against values worked out by hand."""
+import pytest
+
+from tinyfit.report import format_markdown
+from tinyfit.summary import compare, summarize
+
+
+def test_paired_comparison_gives_a_verdict_only_when_the_interval_excludes_zero():
+    tie = compare("backprop", {0: .02, 1: .03, 2: .01}, "kd", {0: .03, 1: .02, 2: .02})
+    assert tie["verdict"] == "no detectable difference at 3 seeds" and tie["a_wins"] == 2 and tie["b_wins"] == 1
+    # d = -0.010, -0.011, -0.009: interval [-0.0125, -0.0075] (tests/test_stats.py by hand)
+    real = compare("backprop", {0: .010, 1: .020, 2: .031}, "kd", {0: .020, 1: .031, 2: .040})
+    assert real["verdict"] == "backprop better" and real["a_wins"] == 3
+    assert real["mean_diff"] == pytest.approx(-0.01) and real["high"] == pytest.approx(-0.007516, abs=1e-6)
+    # a mean difference larger than its standard deviation is not enough with 3 seeds:
+    # d = 0.03, 0.01, 0.05 has mean 0.03 > sd 0.02, but its interval is 0.03 +- 0.0497
+    weak = compare("backprop", {0: .13, 1: .11, 2: .15}, "kd", {0: .10, 1: .10, 2: .10})
+    assert weak["verdict"] == "no detectable difference at 3 seeds"
+    assert compare("backprop", {0: .5}, "kd", {0: .1})["verdict"] == "one seed: no verdict"
+    assert compare("backprop", {0: .5, 1: .6}, "kd", {0: .1, 1: .1}, smoke=True)["verdict"] == "smoke run: no verdict"
+
+
+def _rows(cell, errs, vals=None):
+    return [dict(cell=cell, column=m, method=m, seed=s, test_error=e, best_val_error=(vals or {}).get(m, es)[s])
+            for m, es in errs.items() for s, e in enumerate(es)]
+
+
+def test_summary_counts_runs_that_left_chance_with_exact_intervals():
+    rows = _rows("init code", {"backprop": (.91, .909, .91, .911, .909), "kd": (.909, .14, .909, .08, .91),
+                               "fitnet": (.058, .063, .075, .06, .07)})
+    s = summarize(rows)["init code"]
+    bp, kd, fn = (s["columns"][m] for m in ("backprop", "kd", "fitnet"))
+    assert (bp["left_chance"], kd["left_chance"], fn["left_chance"]) == (0, 2, 5)
+    assert kd["left_chance_low"] == pytest.approx(0.0527, abs=1e-4)   # 2 of 5 (test_stats)
+    assert kd["trained_mean"] == pytest.approx(0.11) and bp["trained_mean"] is None
+    assert kd["mean"] == pytest.approx((.909 + .14 + .909 + .08 + .91) / 5)
+    assert [p["a"] + "-" + p["b"] for p in s["pairs"]] == ["backprop-kd", "backprop-fitnet", "kd-fitnet"]
+    md = format_markdown(summarize(rows))
+    assert "| init code | KD | " in md and "2 of 5 (95% CI 5-85%)" in md and "| backprop - KD |" in md
+
+
+def test_an_error_interval_never_reaches_past_zero_or_one_hundred_percent():
+    # mean 8.77%, sd 4.72: the t interval (t = 4.303 at 2 degrees of freedom) is -2.97% to 20.50%
+    s = summarize(_rows("depth 3", {"kd": (.046, .139, .078), "backprop": (.90, .95, .999)}), "depth")["depth 3"]
+    kd, bp = s["columns"]["kd"], s["columns"]["backprop"]
+    assert kd["low"] == 0.0 and kd["high"] == pytest.approx(0.2050, abs=1e-4)
+    assert bp["high"] == 1.0 and bp["low"] == pytest.approx(0.9497 - 4.303 * 0.04951 / 3 ** 0.5, abs=1e-3)
+
+
+def test_figure_whiskers_are_cut_like_the_tables_intervals():
+    from tinyfit.plots import _ci
+    mean, below, above = _ci([90.9, 91.1, 42.6])   # its t interval reaches 145%
+    assert mean + above == 100.0 and 0 < mean - below < mean
+    assert _ci([5.0])[1:] == (0.0, 0.0)   # one seed: no interval, no whisker
+
+
+def test_depth_compares_fitnets_across_depths_against_the_shallowest():
+    rows = (_rows("depth 3", {"backprop": (.10, .13, .07), "fitnet": (.044, .038, .046)})
+            + _rows("depth 9", {"backprop": (.909, .911, .909), "fitnet": (.114, .125, .133)})
+            + _rows("depth 5", {"backprop": (.909, .909, .909), "fitnet": (.074, .083, .064)}))
+    s = summarize(rows, "depth")
+    across = s["FitNets across depths"]
+    assert [(p["a"], p["b"]) for p in across["pairs"]] == [("depth 5", "depth 3"), ("depth 9", "depth 3")]
+    d9 = across["pairs"][1]   # d = .070, .087, .087 -> mean .08133
+    assert d9["mean_diff"] == pytest.approx(0.08133, abs=1e-5) and d9["verdict"] == "depth 3 better"
+    assert [p["a"] for p in s["depth 3"]["pairs"]] == ["backprop"]   # the per-depth cells are unchanged
+    md = format_markdown(s)
+    assert "| FitNets across depths | depth 9 - depth 3 | +8.13 |" in md
+    assert "| FitNets across depths | depth" not in md.split("| cell | pair")[0]   # no repeated rows
+
+
+def test_single_stage_weight_is_chosen_on_validation_never_on_test():
+    errs = {"single-stage beta=0.026": (.30, .32), "single-stage beta=0.26": (.10, .12),
+            "single-stage beta=2.6": (.2, .2), "fitnet": (.05, .06), "kd": (.5, .5)}
+    # beta 0.26 has the lowest test error, beta 2.6 the lowest validation error: 2.6 is chosen
+    vals = {"single-stage beta=0.026": (.3, .3), "single-stage beta=0.26": (.4, .4),
+            "single-stage beta=2.6": (.1, .1), "fitnet": (.05, .05), "kd": (.5, .5)}
+    s = summarize(_rows("init code", errs, vals), "ablate")["init code"]
+    assert s["chosen"]["single-stage"] == "single-stage beta=2.6"
+    assert s["columns"]["single-stage"]["per_seed"] == {"0": .2, "1": .2}
+    pairs = {(p["a"], p["b"]) for p in s["pairs"]}
+    assert ("single-stage", "fitnet") in pairs and ("single-stage beta=0.26", "kd") in pairs
+    # a tie in validation error goes to the smaller weight, whatever the rows' order
+    vals["single-stage beta=0.26"] = vals["single-stage beta=0.026"] = (.1, .1)
+    rows = _rows("init code", errs, vals)[::-1]
+    assert summarize(rows, "ablate")["init code"]["chosen"]["single-stage"] == "single-stage beta=0.026"
+
+
+def test_the_hint_weight_is_chosen_on_the_seeds_every_weight_ran():
+    # beta 2.6 has no run on seed 2 (it failed, say): the choice is made on seeds 0 and 1, where
+    # 0.26 has the lower validation error, though its mean over all its seeds is higher
+    errs = {"single-stage beta=0.26": (.1, .1, .1), "single-stage beta=2.6": (.2, .2)}
+    vals = {"single-stage beta=0.26": (.30, .30, .90), "single-stage beta=2.6": (.32, .32)}
+    ch = summarize(_rows("init code", errs, vals), "ablate")["init code"]["chosen"]
+    assert ch["single-stage"] == "single-stage beta=0.26" and ch["seeds"] == [0, 1]
+    assert ch["validation"] == {"single-stage beta=0.26": pytest.approx(.30),
+                                "single-stage beta=2.6": pytest.approx(.32)}
+    assert ch["test"] == {"single-stage beta=0.26": pytest.approx(.1), "single-stage beta=2.6": pytest.approx(.2)}

@@ -1,0 +1,288 @@
+"""The study's experiments: one declaration each, in one table (``EXPERIMENTS``).
+
+An experiment is a question, a budget, default seeds, the runs it plans for given seeds and
+options, the pairs of columns it compares, its figure kind and, where it records more than
+errors, its recorder. The study (``tinyfit.study``) runs what ``plan`` returns, the summary
+(``tinyfit.summary``) compares what ``pairs`` names, the report draws ``figure``; none of them
+asks for an experiment by name. A new experiment is one entry here (its constants beside it),
+a row of the plan test and a section in docs/study.md.
+
+Each run (experiment cell x method x seed) trains into ``<out>/<run.experiment>/<run.name>``;
+a run that several experiments plan (the init cells' students) lives in the folder of the one
+that defines it and is shared.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .columns import column_key
+from .fitnets import make_regressor
+from .methods import LIBRARY_HINT_WEIGHT, PAPER_METHODS
+from .models import (STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher, multiplications, thin_guided,
+                     thin_student, thin_width)
+from .pipeline import Budget, ConfigError, StudentSpec, mnist_student_spec
+
+__all__ = ["Run", "Recorder", "Experiment", "EXPERIMENTS", "experiment", "plan", "DEPTHS", "depth_students",
+           "guided_positions", "BETA_GRID", "LIBRARY_BETA", "LOW_FLOOR"]
+
+DEPTHS = (3, 5, 7, 9)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One student run of a study: its method, seed and student.
+
+    experiment: the experiment whose folder holds the run; runs that several experiments
+    use (the init cells' backprop, KD and FitNets students) live in one place and are shared.
+    guided: the guided layer when it is not the student's own (the position experiment).
+    beta: the hint weight of a single-stage run. floor: its RMSProp floor when not the
+    official 1e-5."""
+    experiment: str
+    method: str
+    seed: int
+    init: str = "code"
+    depth: int = 0          # 0: the paper's MNIST student; else thin_student(depth, width)
+    width: int = 0
+    guided: str = ""
+    beta: float = 0.0
+    floor: float = 0.0
+
+    @property
+    def cell(self):
+        """The experiment cell (what the methods are compared within)."""
+        return f"depth {self.depth}" if self.depth else f"init {self.init}"
+
+    @property
+    def column(self):
+        """What this run stands for within its cell (``tinyfit.columns``)."""
+        return column_key(self.method, self.floor, self.beta, self.guided)
+
+    @property
+    def name(self):
+        head = f"depth{self.depth}" if self.depth else f"init-{self.init}"
+        tail = (f"-{self.guided}" if self.guided else "") + (f"-floor{self.floor:g}" if self.floor else "")
+        if self.beta:
+            tail += f"-beta{self.beta:g}"
+        return f"{head}/seed{self.seed}/{self.method}{tail}"
+
+    def student(self, pieces="code", pooling="ceil"):
+        if not self.depth:
+            return mnist_student_spec(pieces, pooling, self.guided or None)
+        n, w = self.depth, self.width
+        return StudentSpec(lambda init, rng: thin_student(n, w, init=init, rng=rng), thin_guided(n), key=(n,),
+                           name=f"thin student, {n} conv layers of {w} channels")
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """What a recording experiment traces (a ``hooks.GradientRecorder``): the first ``epochs``
+    epochs of each stage, every step's gradient norms and, every ``every`` steps, the layers'
+    output scales on the first ``probe`` validation images. Part of a run's settings."""
+    epochs: int
+    every: int
+    probe: int
+
+    def settings(self):
+        return {"every": self.every, "probe_images": self.probe}
+
+
+def _all_pairs(columns):
+    return [(a, b) for i, a in enumerate(PAPER_METHODS) for b in PAPER_METHODS[i + 1:]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the study.
+
+    question: what it asks, in one sentence; summary: one line for the command's help.
+    plan(seeds, init, depths, methods) -> [Run], in training order. pairs(columns) -> [(a, b)]:
+    the column pairs it compares (those present are kept). figure: 'bars', 'depth', 'curves' or
+    'gradients'. recorder: what its runs trace (None: nothing). uses_depths: ``depths`` matters.
+    place(run) -> (cell, column) when not the run's own. across_depths: add a cell comparing
+    FitNets' errors at each depth with the shallowest. describe(depths) -> lines printed before
+    it runs; extra_info(pieces, pooling) -> what its results file records besides the rows."""
+    name: str
+    question: str
+    summary: str
+    budget: Budget
+    seeds: tuple
+    plan: Callable
+    pairs: Callable = _all_pairs
+    figure: str = "bars"
+    recorder: Recorder | None = None
+    uses_depths: bool = False
+    place: Callable | None = None
+    across_depths: bool = False
+    describe: Callable | None = None
+    extra_info: Callable | None = None
+
+
+# epoch budgets on the embedded digits, sized for 2 cores (docs/study.md: measured wall times);
+# experiments with one budget share their runs
+_MNIST_BUDGET = Budget(teacher=15, student=30, hints=15)
+_DEPTH_BUDGET = Budget(teacher=15, student=25, hints=12)
+
+
+def depth_students(depths=DEPTHS):
+    """[(depth, width, multiplications)] at about the MNIST student's multiplications."""
+    target = multiplications(mnist_student())
+    return [(n,) + thin_width(n, target) for n in depths]
+
+
+def _describe_depths(depths):
+    return [f"depth {n}: {n} maxout conv layers of {w} channels x 2 pieces, {mult:,} multiplications per example"
+            for n, w, mult in depth_students(depths)]
+
+
+# -- init ----------------------------------------------------------------------------------
+INIT = Experiment(
+    "init", "Are hints an optimisation aid from the official init, and what do they add once optimisation is easy "
+            "(Glorot init)?", "official U(-0.005, 0.005) vs Glorot init, 3 methods",
+    _MNIST_BUDGET, (0, 1, 2, 3, 4, 5),
+    lambda seeds, init, depths, methods: [Run("init", m, s, i) for i in ("code", "glorot") for s in seeds
+                                          for m in methods])
+
+
+# -- depth: the paper's Fig. 2 protocol in miniature ------------------------------------------
+def _depth_pairs(columns):
+    if columns and all(c.startswith("depth ") for c in columns):  # the across-depths cell: shallowest first
+        return [(c, columns[0]) for c in columns[1:]]
+    return _all_pairs(columns)
+
+
+DEPTH = Experiment(
+    "depth", "Which depths of thin student, at about the MNIST student's multiplications, does each method train, "
+             "and is deeper better (the paper's Fig. 2)?",
+    "3/5/7/9 conv layers at equal multiplications (paper Fig. 2)",
+    _DEPTH_BUDGET, (0, 1, 2),
+    lambda seeds, init, depths, methods: [Run("depth", m, s, init, n, w) for n, w, _ in depth_students(depths)
+                                          for s in seeds for m in methods],
+    pairs=_depth_pairs, figure="depth", uses_depths=True, across_depths=True, describe=_describe_depths)
+
+# -- curves --------------------------------------------------------------------------------
+CURVES = Experiment(
+    "curves", "How do the three methods' training loss and validation error evolve epoch by epoch?",
+    "per-epoch loss and validation error of the 3 methods", _MNIST_BUDGET, (0, 1, 2),
+    lambda seeds, init, depths, methods: [Run("init", m, s, init) for s in seeds for m in methods],
+    figure="curves")
+
+# -- ablate: the paper's unshown claims --------------------------------------------------------
+# the single-stage hint weights tried (chosen on validation): RepDistiller's, a tenth of it and ten times it
+LIBRARY_BETA = LIBRARY_HINT_WEIGHT
+BETA_GRID = (0.026, LIBRARY_BETA, 2.6)
+_ABLATIONS = ("dsn-kd", "random-hints-kd", "hints-backprop")
+
+
+def _ablate_plan(seeds, init, depths, methods):
+    return [r for i in ("code", "glorot") for s in seeds for r in
+            [Run("init", m, s, i) for m in methods]
+            + [Run("ablate", "single-stage", s, i, beta=b) for b in BETA_GRID]
+            + [Run("ablate", v, s, i) for v in _ABLATIONS]]
+
+
+def _ablate_pairs(columns):
+    lib = column_key("single-stage", beta=LIBRARY_BETA)
+    return [("single-stage", "fitnet"), ("single-stage", "kd"), (lib, "fitnet"), (lib, "kd"), ("dsn-kd", "fitnet"),
+            ("dsn-kd", "kd"), ("random-hints-kd", "fitnet"), ("random-hints-kd", "kd"), ("hints-backprop", "fitnet"),
+            ("hints-backprop", "backprop")]
+
+
+ABLATE = Experiment(
+    "ablate", "Do the two stages, the teacher's hint and KD in stage 2 each matter: a single stage, label "
+              "supervision at the guided layer, hints from an untrained teacher, hints then backprop?",
+    "single stage, DSN-style stage 1, random-teacher hints, hints + backprop", _MNIST_BUDGET, (0, 1, 2, 3, 4),
+    _ablate_plan, pairs=_ablate_pairs)
+
+# -- position: the guided layer moved through the student ------------------------------------------
+GUIDED_POSITIONS = ("h0", "h1", "h2", "h3", "h4", "h5")
+
+
+def guided_positions(pieces="code", pooling="ceil"):
+    """[(layer, regressor kernel or None, reason)] for the MNIST student's conv layers as the
+    guided layer, the hint fixed at the teacher's middle layer: a kernel by the paper's rule,
+    or None with the reason no conv regressor fits."""
+    out = []
+    student, teacher = mnist_student(pieces, pooling), mnist_teacher(pieces, pooling)
+    for g in GUIDED_POSITIONS:
+        try:
+            reg = make_regressor(student, g, teacher, TEACHER_HINT, student.input_shape)
+            out.append((g, reg.kernel, ""))
+        except ValueError as e:
+            out.append((g, None, str(e)))
+    return out
+
+
+POSITION = Experiment(
+    "position", "Does it matter which student layer is guided by the teacher's middle layer?",
+    "the guided layer moved through the student's conv layers", _MNIST_BUDGET, (0, 1, 2),
+    lambda seeds, init, depths, methods: [
+        Run("init", "fitnet", s, init) if g == STUDENT_GUIDED else Run("position", "fitnet", s, init, guided=g)
+        for s in seeds for g, k, _ in guided_positions() if k],
+    pairs=lambda columns: [(c, f"guided {STUDENT_GUIDED}") for c in columns if c != f"guided {STUDENT_GUIDED}"],
+    place=lambda run: (f"init {run.init}", f"guided {run.guided or STUDENT_GUIDED}"),
+    describe=lambda depths: [f"guided {g}: " + (f"{k}x{k} regressor" if k else f"not run: {why}")
+                             for g, k, why in guided_positions()],
+    extra_info=lambda pieces, pooling: {"positions": [dict(layer=g, kernel=k, error=e)
+                                                      for g, k, e in guided_positions(pieces, pooling)]})
+
+# -- gradients ---------------------------------------------------------------------------------
+# 250 probe images every 3 steps took a sixth of the experiment's time; a layer's output scale over
+# 100 images is already a stable average
+GRADIENTS = Experiment(
+    "gradients", "Where does the training signal go: each layer's gradient, update and output scale over the first "
+                 "epochs of backprop, KD and both FitNets stages?",
+    "per-layer gradient norms and activation scales, first epochs", _MNIST_BUDGET, (0, 1, 2, 3),
+    lambda seeds, init, depths, methods: [Run("gradients", m, s, "code") for s in seeds for m in methods],
+    pairs=lambda columns: [], figure="gradients", recorder=Recorder(epochs=5, every=5, probe=100))
+
+# -- floor: RMSProp's floor on a gradient's root mean square lowered from the official 1e-5 -------
+# to 1e-8 (the size of the usual additive epsilon)
+LOW_FLOOR = 1e-8
+
+
+def _floor_pairs(columns):
+    # the floor's effect on each method; then, with the floor lowered, do KD and hints still do better
+    # than backprop (now that it trains), and the paper's FitNets against it. deep-floor has no KD
+    # column: its KD pairs drop out
+    bp, kd, fn = (column_key(m, floor=LOW_FLOOR) for m in PAPER_METHODS)
+    return [(bp, "backprop"), (kd, "kd"), (fn, "fitnet"), (bp, "kd"), (kd, bp), (fn, bp), ("fitnet", bp)]
+
+
+FLOOR = Experiment(
+    "floor", "With RMSProp's floor lowered from 1e-5 to 1e-8, does plain backprop train, and do hints still help?",
+    "the three methods with RMSProp's floor lowered to 1e-8", _MNIST_BUDGET, (0, 1, 2, 3, 4),
+    lambda seeds, init, depths, methods: [r for s in seeds for m in methods for r in (
+        Run("init", m, s, "code"), Run("floor", m, s, "code", floor=LOW_FLOOR))],
+    pairs=_floor_pairs)
+
+
+def _deep_floor_plan(seeds, init, depths, methods):
+    (n, w, _), = depth_students([max(depths)])  # the deepest depth student, beside the depth experiment's runs
+    return [r for s in seeds for m in ("backprop", "fitnet")
+            for r in (Run("depth", m, s, init, n, w), Run("deep-floor", m, s, init, n, w, floor=LOW_FLOOR))]
+
+
+DEEP_FLOOR = Experiment(
+    "deep-floor", "On the deepest depth student, does depth rather than the optimiser's floor still stop plain "
+                  "backprop?", "backprop and FitNets on the deepest depth student, RMSProp floor 1e-8",
+    _DEPTH_BUDGET, (0, 1, 2), _deep_floor_plan, pairs=_floor_pairs, uses_depths=True)
+
+EXPERIMENTS = {e.name: e for e in (INIT, DEPTH, CURVES, ABLATE, POSITION, GRADIENTS, FLOOR, DEEP_FLOOR)}
+
+
+def experiment(name):
+    """The record of experiment ``name`` (ConfigError naming the known ones)."""
+    if name not in EXPERIMENTS:
+        raise ConfigError("experiment", f"must be one of {', '.join(EXPERIMENTS)}, got {name!r}")
+    return EXPERIMENTS[name]
+
+
+def plan(name, seeds, init="code", depths=DEPTHS, methods=PAPER_METHODS):
+    """The runs of experiment ``name``, in the order they are trained."""
+    exp = experiment(name)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(x, int) and x >= 0 for x in seeds):
+        raise ConfigError("seeds", f"must be distinct non-negative integers, got {list(seeds)}")
+    if exp.uses_depths and (not depths or not all(isinstance(n, int) and n >= 3 for n in depths)):
+        raise ConfigError("depths", f"must be integers >= 3 (two poolings and a last layer), got {list(depths)}")
+    return exp.plan(seeds, init, depths, methods)

@@ -1,0 +1,115 @@
+"""The statistics of a study's results (data in, data out): per cell and column the test
+error over seeds with its 95% t interval, how many seeds left chance with their exact
+binomial interval, and the paired comparisons its experiment names (``tinyfit.experiments``).
+Presentation (tables, Markdown, figures) is ``tinyfit.report``'s.
+"""
+from __future__ import annotations
+
+import statistics
+
+from .columns import column_label, parse_column
+from .experiments import EXPERIMENTS
+from .stats import binomial_ci, mean_ci, paired_difference
+
+__all__ = ["CHANCE_LINE", "ACROSS_DEPTHS", "summarize", "compare", "choose_hint_weight"]
+
+# a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
+CHANCE_LINE = 0.5
+# the cell comparing FitNets' errors across depths (its columns repeat runs shown in the per-depth cells)
+ACROSS_DEPTHS = "FitNets across depths"
+
+
+def choose_hint_weight(vals):
+    """The single-stage hint weight chosen on validation: ``vals`` is {column "single-stage
+    beta=B": {seed: validation error}}; the column with the lowest mean over the seeds every
+    column ran (a tie, one digit being 0.2 points: the smaller weight). Returns (column,
+    {column: that mean}, those seeds)."""
+    common = sorted(set.intersection(*(set(v) for v in vals.values())))
+    if not common:
+        raise ValueError(f"the single-stage weights {sorted(vals)} share no seed: nothing to choose on")
+    means = {c: statistics.mean(v[s] for s in common) for c, v in vals.items()}
+    return min(means, key=lambda c: (means[c], parse_column(c).beta)), means, common
+
+
+def _column_stats(errs, vals):
+    mean, sd, low, high = mean_ci(list(errs.values()))
+    # an error rate lies in [0, 1]; with few seeds and a wide spread the t interval can reach past
+    # either end (a mean of 4.6, 13.9, 7.8% gives -3.0% to 20.5%), so it is cut to what is possible
+    low, high = max(low, 0.0), min(high, 1.0)
+    trained = [e for e in errs.values() if e < CHANCE_LINE]
+    n = len(errs)
+    c_low, c_high = binomial_ci(len(trained), n)
+    return dict(n=n, mean=mean, sd=sd, low=low, high=high, per_seed={str(s): e for s, e in errs.items()},
+                val_per_seed={str(s): v for s, v in vals.items()}, mean_val=statistics.mean(vals.values()),
+                left_chance=len(trained), left_chance_low=c_low, left_chance_high=c_high,
+                trained_mean=statistics.mean(trained) if trained else None)
+
+
+def _cells(rows, across_depths):
+    """{cell: {column: ({seed: test error}, {seed: validation error})}}, with the across-depths cell."""
+    cells = {}
+    for r in rows:
+        c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
+        c[0][r["seed"]], c[1][r["seed"]] = r["test_error"], r["best_val_error"]
+    if across_depths:
+        # the paper's claim that a deeper thin student does better at equal cost, on the method
+        # that trains at every depth: FitNets' errors, each depth against the shallowest
+        fitnets = {cell: cols["fitnet"] for cell, cols in cells.items() if "fitnet" in cols}
+        if len(fitnets) > 1:
+            cells[ACROSS_DEPTHS] = dict(sorted(fitnets.items(), key=lambda kv: int(kv[0].split()[1])))
+    return cells
+
+
+def _choose(cols, stats):
+    """The single-stage column chosen from its hint-weight grid (added to ``cols`` and ``stats``
+    as 'single-stage'); returns the 'chosen' record ({} without a grid)."""
+    grid = {c: v for c, (_, v) in cols.items() if parse_column(c).grid_member}
+    if not grid:
+        return {}
+    best, means, common = choose_hint_weight(grid)
+    method = parse_column(best).method
+    stats[method] = dict(stats[best], chosen=best)
+    cols[method] = cols[best]
+    return {method: best, "by": "lowest mean validation error over the seeds every weight ran (a tie: the smaller "
+                                "weight)", "validation": means, "seeds": common,
+            "test": {c: statistics.mean(cols[c][0][s] for s in common) for c in grid}}
+
+
+def summarize(rows, experiment="init", smoke=False):
+    """{cell: {"columns": {column: stats}, "pairs": [comparison], "chosen": {...}}} of the
+    rows' test errors over seeds. stats: mean, sd, 95% t interval of the mean, every seed's
+    value, the validation errors, and how many seeds left chance (test error below
+    CHANCE_LINE) with its exact binomial interval and the mean error of those runs. Each
+    pair (the experiment's ``pairs``): the paired difference (a - b, per seed) with its 95% t
+    interval and a verdict only when the interval excludes zero. A grid of single-stage hint
+    weights gives the single-stage column: the weight with the lowest mean validation error
+    over the seeds every weight ran (never the test error; a tie goes to the smaller weight);
+    "chosen" has each weight's mean validation and test errors over those seeds."""
+    exp = EXPERIMENTS[experiment]
+    out = {}
+    for cell, cols in _cells(rows, exp.across_depths).items():
+        stats = {col: _column_stats(dict(sorted(e.items())), dict(sorted(v.items()))) for col, (e, v) in cols.items()}
+        chosen = _choose(cols, stats)
+        present = list(stats)
+        pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in exp.pairs(present)
+                 if a in present and b in present]
+        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke, repeats=cell == ACROSS_DEPTHS)
+    return out
+
+
+def compare(a, errs_a, b, errs_b, smoke=False):
+    """Paired comparison of two columns' test errors over the seeds both ran: the mean of
+    d = err_a - err_b with its 95% t interval; 'A better' / 'B better' only when the interval
+    excludes zero, else 'no detectable difference at n seeds'. Also counts the seeds where
+    each is lower."""
+    p = paired_difference(errs_a, errs_b)
+    if smoke:
+        verdict = "smoke run: no verdict"
+    elif p["n"] < 2:
+        verdict = "one seed: no verdict"
+    elif p["verdict"] is None:
+        verdict = f"no detectable difference at {p['n']} seeds"
+    else:
+        verdict = f"{column_label(a if p['verdict'] == 'a' else b)} better"
+    return dict(a=a, b=b, n=p["n"], mean_diff=p["mean"], sd_diff=p["sd"], low=p["low"], high=p["high"],
+                a_wins=p["a_lower"], b_wins=p["b_lower"], verdict=verdict)
