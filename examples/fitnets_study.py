@@ -64,9 +64,16 @@ def parse_args(argv=None):
         check_executor(a.jobs, a.scheduler)
     except ConfigError as e:
         p.error(f"--{e.field} {e.reason}")
-    budget = BUDGETS["quick"] if a.quick else BUDGETS["full"] if a.data_dir else EXPERIMENTS[a.experiment].budget
+    exp = EXPERIMENTS[a.experiment]
+    if exp.full_data and not (a.data_dir or a.download):
+        sys.exit(f"error: {exp.name} runs on the full MNIST files: give --data-dir DIR (a folder with the four "
+                 "standard IDX files) or --download")
+    # with --data-dir an experiment of the embedded digits runs the paper's full recipe
+    own = exp.full_data or not a.data_dir
+    budget = BUDGETS["quick"] if a.quick else exp.budget if own else BUDGETS["full"]
     a.cfg = make_config(p, budget, a.epochs, teacher_epochs=budget.teacher, batch_size=a.batch_size, tau=a.tau,
-                        lambda_final=a.lambda_final, init=a.init, teacher_init="code" if a.data_dir else "glorot",
+                        lambda_final=a.lambda_final, init=a.init,
+                        teacher_init=exp.teacher_init or ("code" if a.data_dir else "glorot"),
                         progress=not a.no_progress)
     check_common_args(p, a)
     return a

@@ -17,6 +17,8 @@ def test_the_published_spellings():
     assert column_label("kd floor=1e-08") == "KD, RMSProp floor 1e-08"
     assert column_label("guided h3") == "hints at h3 + KD (the paper's: FitNets)"
     assert column_label("fitnet") == "FitNets (hints + KD)"
+    assert column_key("kd", budget="long") == "kd budget=long" and parse_column("fitnet budget=equal").budget == "equal"
+    assert column_label("fitnet budget=equal") == "FitNets (hints + KD), stage 1 + stage 2 in the one-stage epochs"
 
 
 @given(st.sampled_from(ALL_METHODS), st.sampled_from([0.0, 1e-8, 3e-7, 0.5]),

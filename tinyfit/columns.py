@@ -1,7 +1,9 @@
 """The study's column keys: what a run stands for within its cell, built and read in one place.
 
 A key is a method (``"kd"``), a method at another RMSProp floor (``"backprop floor=1e-08"``),
-a single-stage hint weight (``"single-stage beta=0.26"``), a guided layer (``"guided h2"``) or,
+a single-stage hint weight (``"single-stage beta=0.26"``), a method with another epoch budget
+(``"kd budget=long"``: as long as FitNets' two stages; ``"fitnet budget=equal"``: its two stages
+in the one-stage epochs), a guided layer (``"guided h2"``) or,
 in a cell that compares one method across depths, a depth (``"depth 9"``). Every published
 results file stores these strings, so their spelling never changes.
 """
@@ -23,6 +25,7 @@ class Column:
     beta: float = 0.0
     guided: str = ""
     depth: int = 0
+    budget: str = ""
 
     @property
     def key(self):
@@ -30,6 +33,8 @@ class Column:
             return f"depth {self.depth}"
         if self.guided:
             return f"guided {self.guided}"
+        if self.budget:
+            return f"{self.method} budget={self.budget}"
         if self.floor:
             return f"{self.method} floor={self.floor:g}"
         return f"{self.method} beta={self.beta:g}" if self.beta else self.method
@@ -40,9 +45,10 @@ class Column:
         return bool(self.beta)
 
 
-def column_key(method, floor=0.0, beta=0.0, guided=""):
-    """The key of a run's column: its guided layer, else its method with its floor or hint weight."""
-    return Column(method, floor, beta if METHODS[method].hint_weight else 0.0, guided).key
+def column_key(method, floor=0.0, beta=0.0, guided="", budget=""):
+    """The key of a run's column: its guided layer, else its method with its epoch budget, floor
+    or hint weight."""
+    return Column(method, floor, beta if METHODS[method].hint_weight else 0.0, guided, budget=budget).key
 
 
 def parse_column(key):
@@ -52,11 +58,16 @@ def parse_column(key):
     if key.startswith("guided "):
         return Column("fitnet", guided=key.split()[1])
     method, _, rest = key.partition(" ")
+    if rest.startswith("budget="):
+        return Column(method, budget=rest[len("budget="):])
     if rest.startswith("floor="):
         return Column(method, floor=float(rest[len("floor="):]))
     if rest.startswith("beta="):
         return Column(method, beta=float(rest[len("beta="):]))
     return Column(key)
+
+
+BUDGET_LABELS = {"equal": "stage 1 + stage 2 in the one-stage epochs", "long": "as many epochs as both stages"}
 
 
 def column_label(key):
@@ -67,6 +78,8 @@ def column_label(key):
         return key
     if c.guided:
         return f"hints at {c.guided} + KD" + (" (the paper's: FitNets)" if c.guided == STUDENT_GUIDED else "")
+    if c.budget:
+        return f"{base}, " + BUDGET_LABELS.get(c.budget, c.budget)
     if c.floor:
         return f"{base}, RMSProp floor {key.split('floor=')[1]}"
     if c.beta:

@@ -37,7 +37,9 @@ class Run:
     use (the init cells' backprop, KD and FitNets students) live in one place and are shared.
     guided: the guided layer when it is not the student's own (the position experiment).
     beta: the hint weight of a single-stage run. floor: its RMSProp floor when not the
-    official 1e-5."""
+    official 1e-5. budget: its epochs when not the experiment's (the equal-compute arms): 'equal',
+    two stages shortened to the one-stage budget (stage 1 a third); 'long', one stage lengthened
+    to the two stages' total."""
     experiment: str
     method: str
     seed: int
@@ -47,6 +49,7 @@ class Run:
     guided: str = ""
     beta: float = 0.0
     floor: float = 0.0
+    budget: str = ""
 
     @property
     def cell(self):
@@ -56,7 +59,7 @@ class Run:
     @property
     def column(self):
         """What this run stands for within its cell (``tinyfit.columns``)."""
-        return column_key(self.method, self.floor, self.beta, self.guided)
+        return column_key(self.method, self.floor, self.beta, self.guided, self.budget)
 
     @property
     def name(self):
@@ -64,6 +67,8 @@ class Run:
         tail = (f"-{self.guided}" if self.guided else "") + (f"-floor{self.floor:g}" if self.floor else "")
         if self.beta:
             tail += f"-beta{self.beta:g}"
+        if self.budget:
+            tail += f"-{self.budget}"
         return f"{head}/seed{self.seed}/{self.method}{tail}"
 
     def student(self, pieces="code", pooling="ceil"):
@@ -101,7 +106,9 @@ class Experiment:
     'gradients'. recorder: what its runs trace (None: nothing). uses_depths: ``depths`` matters.
     place(run) -> (cell, column) when not the run's own. across_depths: add a cell comparing
     FitNets' errors at each depth with the shallowest. describe(depths) -> lines printed before
-    it runs; extra_info(pieces, pooling) -> what its results file records besides the rows."""
+    it runs; extra_info(pieces, pooling) -> what its results file records besides the rows.
+    full_data: it runs on the full MNIST files (``--data-dir``), with its own budget;
+    teacher_init: the shared teacher's init when not the command line's default."""
     name: str
     question: str
     summary: str
@@ -116,6 +123,8 @@ class Experiment:
     across_depths: bool = False
     describe: Callable | None = None
     extra_info: Callable | None = None
+    full_data: bool = False
+    teacher_init: str | None = None
 
 
 # epoch budgets on the embedded digits, sized for 2 cores (docs/study.md: measured wall times);
@@ -268,7 +277,72 @@ DEEP_FLOOR = Experiment(
                   "backprop?", "backprop and FitNets on the deepest depth student, RMSProp floor 1e-8",
     _DEPTH_BUDGET, (0, 1, 2), _deep_floor_plan, pairs=_floor_pairs, uses_depths=True)
 
-EXPERIMENTS = {e.name: e for e in (INIT, DEPTH, CURVES, ABLATE, POSITION, GRADIENTS, FLOOR, DEEP_FLOOR)}
+# -- compute: the comparisons at equal compute ------------------------------------------------
+# FitNets' two stages shortened to the one-stage budget ('equal': 10 + 20 against 30, stage 1 a
+# third as in the study's 15 + 30), and the one-stage methods lengthened to FitNets' total ('long':
+# 45); matched in epochs, that is in steps and examples seen (the multiplications are recorded:
+# stage 1 trains only part of the student)
+
+
+def _compute_plan(seeds, init, depths, methods):
+    return [r for s in seeds for r in
+            [Run("init", m, s, "code") for m in methods]
+            + [Run("compute", "fitnet", s, "code", budget="equal")]
+            + [Run("compute", m, s, "code", budget="long") for m in methods if m != "fitnet"]]
+
+
+def _compute_pairs(columns):
+    short = column_key("fitnet", budget="equal")
+    kd_long, bp_long = (column_key(m, budget="long") for m in ("kd", "backprop"))
+    return [(short, "kd"), (short, "backprop"), ("fitnet", kd_long), ("fitnet", bp_long), ("fitnet", "kd"),
+            (short, "fitnet"), (kd_long, "kd")]
+
+
+COMPUTE = Experiment(
+    "compute", "From the official init, do FitNets beat KD and backprop when every method gets the same number of "
+               "training epochs (stage 1 + stage 2 = 10 + 20 against 30, and 15 + 30 against 45)?",
+    "the three methods at equal epochs: FitNets 10 + 20 against 30, KD and backprop 45 against 15 + 30",
+    _MNIST_BUDGET, (0, 1, 2, 3, 4, 5), _compute_plan, pairs=_compute_pairs)
+
+# -- floor-gradients: the gradient traces with the floor lowered -----------------------------------
+FLOOR_GRADIENTS = Experiment(
+    "floor-gradients", "With RMSProp's floor at 1e-8, which layers does backprop move in the first epochs: is the "
+                       "first layer's per-element gradient still under the floor?",
+    "per-layer gradient norms and activation scales, first epochs, floor 1e-8", _MNIST_BUDGET, (0, 1, 2, 3),
+    lambda seeds, init, depths, methods: [Run("floor-gradients", m, s, "code", floor=LOW_FLOOR) for s in seeds
+                                          for m in methods],
+    pairs=lambda columns: [], figure="gradients", recorder=GRADIENTS.recorder)
+
+# -- floor-depth: the depth pattern without the floor in the way -----------------------------------
+FLOOR_DEPTHS = (5, 7)
+
+
+def _floor_depth_plan(seeds, init, depths, methods):
+    return [r for n, w, _ in depth_students([d for d in depths if d in FLOOR_DEPTHS] or FLOOR_DEPTHS)
+            for s in seeds for m in ("backprop", "kd")
+            for r in (Run("depth", m, s, init, n, w), Run("floor-depth", m, s, init, n, w, floor=LOW_FLOOR))]
+
+
+FLOOR_DEPTH = Experiment(
+    "floor-depth", "With RMSProp's floor at 1e-8, do backprop and KD train the 5- and 7-layer depth students that "
+                   "they leave at chance at the official floor?",
+    "backprop and KD at depths 5 and 7 with RMSProp's floor at 1e-8", _DEPTH_BUDGET, (0, 1, 2),
+    _floor_depth_plan, pairs=_floor_pairs, uses_depths=True)
+
+# -- table4: the paper's Table 4 on full MNIST ---------------------------------------------------
+# a reduced budget (the paper's: up to 500 epochs with early stopping) at equal epochs: FitNets'
+# stage 1 + stage 2 = 10 + 20 against 30; the teacher from Glorot init (from the official init it
+# needs tens of epochs to leave chance, docs/fitnets.md)
+TABLE4 = Experiment(
+    "table4", "On full MNIST (the paper's 50,000 / 10,000 / 10,000 split), how do backprop, KD and FitNets compare "
+              "at a reduced, equal budget, beside the paper's Table 4?",
+    "the paper's Table 4 on full MNIST (needs --data-dir): 30 epochs, FitNets 10 + 20",
+    Budget(teacher=12, student=30, hints=10, patience=100, stage2=20), (0, 1, 2),
+    lambda seeds, init, depths, methods: [Run("table4", m, s, "code") for s in seeds for m in methods],
+    full_data=True, teacher_init="glorot")
+
+EXPERIMENTS = {e.name: e for e in (INIT, DEPTH, CURVES, ABLATE, POSITION, GRADIENTS, FLOOR, DEEP_FLOOR, COMPUTE,
+                                   FLOOR_GRADIENTS, FLOOR_DEPTH, TABLE4)}
 
 
 def experiment(name):

@@ -112,13 +112,14 @@ def thin_student(n_conv, width, pieces=2, pooling="ceil", init=0.005, rng=None):
     return Sequential(layers, input_shape=(28, 28, 1))
 
 
-def multiplications(model):
-    """Multiplications per example of the conv and linear layers of a Sequential (one
-    forward pass of a dummy example traces the map sizes): the paper's cost measure."""
+def multiplications(model, until=None):
+    """Multiplications per example of the conv and linear layers of a Sequential, up to and
+    including layer ``until`` (one forward pass of a dummy example traces the map sizes): the
+    paper's cost measure."""
     x = Tensor(np.zeros((1,) + tuple(model.input_shape), np.float32))
     total = 0
     with no_grad():
-        for name in model.layer_names:
+        for name in model.layer_names if until is None else model.names_until(until):
             layer = model[name]
             y = layer(x)
             for m in layer.modules():

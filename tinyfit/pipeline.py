@@ -31,8 +31,8 @@ from .fitnets import (KDConfig, LinearDecay, StageSpec, aux_classifier, error_ra
 from .methods import ALL_METHODS, PAPER_METHODS, VARIANTS, row_label
 from .methods import METHODS as METHOD_RECORDS
 from .methods import method as method_record
-from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
-from .nn import eval_layers, eval_outputs
+from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher, multiplications
+from .nn import Sequential, eval_layers, eval_outputs
 from .provenance import provenance
 from .training import FitConfig
 
@@ -60,15 +60,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Budget:
-    """Epoch budgets: teacher, each student, stage 1 (hints); early-stopping patience."""
+    """Epoch budgets: teacher, each student, stage 1 (hints); early-stopping patience.
+    stage2: the epochs of a two-stage method's stage 2 when not ``student`` (equal compute:
+    hints + stage2 = student, the lambda schedule scaled to stage 2's length)."""
     teacher: int
     student: int
     hints: int
     patience: int = 1000
+    stage2: int | None = None
 
     def __post_init__(self):
         for k, v in asdict(self).items():
-            if not isinstance(v, (int, np.integer)) or v <= 0:
+            if (v is not None or k != "stage2") and (not isinstance(v, (int, np.integer)) or v <= 0):
                 raise ConfigError("budget", f"{k} must be a positive integer number of epochs, got {v!r}")
 
     def with_epochs(self, epochs, teacher=None):
@@ -151,13 +154,18 @@ class PipelineConfig:
         init = (self.teacher_init or self.init) if teacher else self.init
         return 0.005 if init == "code" else "glorot"
 
-    def schedule(self):
-        E = self.budget.student
+    def last_stage_epochs(self, method):
+        """The epochs of the stage that trains the whole student by ``method`` (a record)."""
+        return self.budget.stage2 if method.stage1 and self.budget.stage2 else self.budget.student
+
+    def schedule(self, epochs=None):
+        """lambda's schedule over a stage of ``epochs`` (default: the student budget)."""
+        E = epochs or self.budget.student
         return LinearDecay(4.0, self.lambda_final, min(5, E), max(min(5, E), round(0.3 * E)))
 
-    def kd(self):
-        """The KD loss settings of stage 2 and the KD baseline."""
-        return KDConfig(tau=self.tau, schedule=self.schedule())
+    def kd(self, epochs=None):
+        """The KD loss settings of stage 2 and the KD baseline (a stage of ``epochs``)."""
+        return KDConfig(tau=self.tau, schedule=self.schedule(epochs))
 
     def rng(self, stage, key=()):
         return np.random.default_rng([self.seed, STAGES[stage], *key])
@@ -279,9 +287,11 @@ def run_settings(method, data, cfg, student, teacher):
     if m.teacher:
         s["teacher"] = teacher.fingerprint
     if m.kd:
-        s.update(tau=cfg.tau, lambda_schedule=vars(cfg.schedule()))
+        s.update(tau=cfg.tau, lambda_schedule=vars(cfg.schedule(cfg.last_stage_epochs(m))))
     if m.stage1:
         s["hint_epochs"] = cfg.budget.hints
+        if cfg.budget.stage2:  # recorded only when stage 2 is not the student budget
+            s["stage2_epochs"] = cfg.budget.stage2
     if m.hint_weight:
         s["hint_weight"] = cfg.hint_weight
     if cfg.max_epochs:
@@ -371,15 +381,18 @@ def _stage1(m, data, teacher, cfg, student, build, rng, run, fit_kw, log):
     s1, res1 = run("stage1", s1, train1)
     log(f"stage1: best validation {'error' if m.stage1 == 'labels' else 'hint loss'} {res1['best_val_error']:.4f} "
         f"at epoch {res1['best_epoch']}")
-    return s1, res1
+    head = Sequential([("head", head if m.stage1 == "labels" else reg)], input_shape=layer_shape(
+        s1, student.guided, data.x_train.shape[1:]))
+    return s1, dict(res1, multiplications=multiplications(s1, student.guided) + multiplications(head))
 
 
 def _last_stage(m, model, student, data, teacher, cfg, rng, run, fit_kw, log):
     """The stage that trains the whole student by method record ``m``'s loss: KD, CE + beta x
     hint (one stage) or plain cross-entropy; returns (model, result)."""
-    spec, r = cfg.stage_spec(cfg.budget.student), rng(m.stream)
+    epochs = cfg.last_stage_epochs(m)
+    spec, r = cfg.stage_spec(epochs), rng(m.stream)
     if m.kd:
-        train = lambda ck: train_kd(model, data, spec, r, teacher.logits, cfg.kd(), stage=m.key, ckpt_path=ck,
+        train = lambda ck: train_kd(model, data, spec, r, teacher.logits, cfg.kd(epochs), stage=m.key, ckpt_path=ck,
                                     **fit_kw)
     elif m.hint_weight:
         if cfg.hint_weight is None:
@@ -390,7 +403,24 @@ def _last_stage(m, model, student, data, teacher, cfg, rng, run, fit_kw, log):
                                               stage=m.key, ckpt_path=ck, **fit_kw)
     else:
         train = lambda ck: train_backprop(model, data, spec, r, stage=m.key, ckpt_path=ck, **fit_kw)
-    return run(m.key, model, train)
+    model, res = run(m.key, model, train)
+    mults = multiplications(model)
+    if m.hint_weight:  # the regressor is trained beside the student
+        mults += multiplications(Sequential([("head", reg)], input_shape=reg.guided_shape))
+    return model, dict(res, multiplications=mults)
+
+
+def compute(stages, n_train, batch_size):
+    """What training cost: ``stages`` is [(epochs run, forward multiplications per example of
+    what the stage trains)]; returns {epochs, steps, multiplications}: the steps of batch_size
+    examples (the incomplete last batch dropped) and the multiplications of their forward and
+    backward passes, counted as 3 x the forward (the backward pass computes the gradients of
+    the inputs and of the weights, each about a forward's work). Inference passes (validation,
+    the teacher's outputs, computed once) are not counted."""
+    per_epoch = n_train // batch_size
+    steps = [e * per_epoch for e, _ in stages]
+    return {"epochs": sum(e for e, _ in stages), "steps": sum(steps),
+            "multiplications": sum(3 * s * batch_size * f for s, (_, f) in zip(steps, stages))}
 
 
 def train_student(method, data, teacher, out, cfg, student=None, resume=False, log=print, step_hooks=(),
@@ -424,12 +454,15 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     run = lambda stage, model, train: _train_or_load(stage, out, model, train, resume or (reused and stage == "stage1"),
                                                      device, log, settings)
     fit_kw = dict(resume=resume, progress=cfg.progress, step_hooks=step_hooks)
+    stages = []
     if m.stage1:  # stage 2 starts from stage 1's layers up to the guided one
         s1, res1 = _stage1(m, data, teacher, cfg, student, build, rng, run, fit_kw, log)
         model = init_from_stage1(build(m.stream), s1, student.guided)
+        stages.append((res1["epochs"], res1["multiplications"]))
     else:
         model = build(m.stream)
     model, res = _last_stage(m, model, student, data, teacher, cfg, rng, run, fit_kw, log)
+    stages.append((res["epochs"], res["multiplications"]))
     if m.stage1:
         res = dict(res, seconds=round(res["seconds"] + res1["seconds"], 1), hint_history=res1.get("history", []))
     row = _row(method, model, res, data)
@@ -437,6 +470,7 @@ def train_student(method, data, teacher, out, cfg, student=None, resume=False, l
     if "hint_history" in res:
         row["hint_history"] = res["hint_history"]
     row["settings"] = settings
+    row["compute"] = compute(stages, len(data.y_train), cfg.batch_size)
     log(f"{row['label']}: test error {100 * row['test_error']:.2f}% (best validation "
         f"{100 * row['best_val_error']:.2f}% at epoch {row['best_epoch']})")
     return model, row

@@ -59,8 +59,10 @@ def run_config(cfg, run):
     """The study's settings with the run's seed, init, hint weight and RMSProp floor, and the
     epoch cap of a recording experiment: what the run is trained with."""
     rec = EXPERIMENTS[run.experiment].recorder
+    budget = _RUN_BUDGETS[run.budget](cfg.budget)
     return replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight,
-                   rms_floor=run.floor or cfg.rms_floor, max_epochs=rec.epochs if rec else cfg.max_epochs)
+                   rms_floor=run.floor or cfg.rms_floor, max_epochs=rec.epochs if rec else cfg.max_epochs,
+                   budget=budget)
 
 
 def expected_settings(run, data, cfg, teacher):
@@ -95,13 +97,27 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
                                run.student(cfg.pieces, cfg.pooling), resume, log, step_hooks=hooks, stage1_from=twin)
     row = dict(row, experiment=run.experiment, run=run.name, commit=code_commit(),
                wall_seconds=round(time.perf_counter() - t0, 1),
-               **{k: v for k, v in asdict(run).items() if k not in ("experiment", "method")})
+               **{k: v for k, v in asdict(run).items() if k not in ("experiment", "method")
+                  and not (k in _BUDGET_FIELDS and not v)})
     row["multiplications"] = multiplications(model)
     if hooks:
         row["trace"] = hooks[0].records
     row["settings"] = expected_settings(run, data, cfg, teacher)
     atomic_write(os.path.join(run_dir, "result.json"), json.dumps(row, indent=2))
     return row
+
+
+_BUDGET_FIELDS = ("budget",)  # in a row only when set
+
+
+def _equal(b):
+    hints = max(1, round(b.student * b.hints / (b.hints + b.student)))
+    return replace(b, hints=hints, stage2=max(1, b.student - hints))
+
+
+# a run's budget from the experiment's: its own, two stages in the one-stage epochs, one stage as
+# long as the two stages
+_RUN_BUDGETS = {"": lambda b: b, "equal": _equal, "long": lambda b: replace(b, student=b.student + b.hints)}
 
 
 def _run_dir(exp_dir, run):
