@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tinyfit.stats import betainc, binomial_ci, mean_ci, paired_difference, t_quantile
+from tinyfit.stats import fisher_exact, holm, t_test_p, betainc, binomial_ci, mean_ci, paired_difference, t_quantile
 
 # two-sided 95% critical values of Student's t (any statistics table)
 T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 9: 2.2622, 30: 2.0423}
@@ -66,3 +66,28 @@ def test_bad_arguments():
         t_quantile(1.5, 3)
     with pytest.raises(ValueError, match="share no seed"):
         paired_difference({0: 1.0}, {1: 1.0})
+
+
+def test_fisher_exact_against_hand_computed_tables():
+    # margins 3 + 3 with 3 successes: only the two extreme tables are as unlikely as 0 vs 3, each 1 / C(6, 3)
+    assert fisher_exact(0, 3, 3, 3) == pytest.approx(2 / 20)
+    assert fisher_exact(0, 6, 6, 6) == pytest.approx(2 / 924)
+    # 1 of 3 against 3 of 3: P(x = 1) = 3/15, P(2) = 9/15, P(3) = 3/15; tables no likelier than x = 1: 6/15
+    assert fisher_exact(1, 3, 3, 3) == pytest.approx(6 / 15)
+    assert fisher_exact(2, 5, 2, 5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        fisher_exact(4, 3, 0, 3)
+
+
+def test_holm_steps_down_and_keeps_the_order():
+    # sorted 0.01, 0.03, 0.04, 0.2 -> 4 x 0.01, 3 x 0.03, max(0.09, 2 x 0.04), max(0.09, 0.2)
+    assert holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0]) and holm([]) == []
+
+
+def test_t_test_p_value_by_hand():
+    # d = -0.010, -0.011, -0.009: t = 0.01 / (0.001 / sqrt 3) = 17.32; with 2 degrees of freedom the
+    # two-sided p-value is 1 - |t| / sqrt(t^2 + 2)
+    t = 0.01 / (0.001 / 3 ** 0.5)
+    assert t_test_p(-0.01, 0.001, 3) == pytest.approx(1 - t / (t * t + 2) ** 0.5, rel=1e-6)
+    assert t_test_p(0.2, float("nan"), 1) == 1.0 and t_test_p(0.0, 0.0, 3) == 1.0

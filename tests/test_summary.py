@@ -8,7 +8,8 @@ from tinyfit.summary import compare, summarize
 
 def test_paired_comparison_gives_a_verdict_only_when_the_interval_excludes_zero():
     tie = compare("backprop", {0: .02, 1: .03, 2: .01}, "kd", {0: .03, 1: .02, 2: .02})
-    assert tie["verdict"] == "no detectable difference at 3 seeds" and tie["a_wins"] == 2 and tie["b_wins"] == 1
+    assert tie["verdict"].startswith("no detectable difference at 3 seeds (95% CI within ")
+    assert tie["a_wins"] == 2 and tie["b_wins"] == 1 and tie["test"] == "t"
     # d = -0.010, -0.011, -0.009: interval [-0.0125, -0.0075] (tests/test_stats.py by hand)
     real = compare("backprop", {0: .010, 1: .020, 2: .031}, "kd", {0: .020, 1: .031, 2: .040})
     assert real["verdict"] == "backprop better" and real["a_wins"] == 3
@@ -16,7 +17,8 @@ def test_paired_comparison_gives_a_verdict_only_when_the_interval_excludes_zero(
     # a mean difference larger than its standard deviation is not enough with 3 seeds:
     # d = 0.03, 0.01, 0.05 has mean 0.03 > sd 0.02, but its interval is 0.03 +- 0.0497
     weak = compare("backprop", {0: .13, 1: .11, 2: .15}, "kd", {0: .10, 1: .10, 2: .10})
-    assert weak["verdict"] == "no detectable difference at 3 seeds"
+    # an undetected difference is given with its interval's bound: |0.03 +- 0.0497| < 8 points
+    assert weak["verdict"] == "no detectable difference at 3 seeds (95% CI within 7.97 points either way)"
     assert compare("backprop", {0: .5}, "kd", {0: .1})["verdict"] == "one seed: no verdict"
     assert compare("backprop", {0: .5, 1: .6}, "kd", {0: .1, 1: .1}, smoke=True)["verdict"] == "smoke run: no verdict"
 
@@ -97,3 +99,35 @@ def test_the_hint_weight_is_chosen_on_the_seeds_every_weight_ran():
     assert ch["validation"] == {"single-stage beta=0.26": pytest.approx(.30),
                                 "single-stage beta=2.6": pytest.approx(.32)}
     assert ch["test"] == {"single-stage beta=0.26": pytest.approx(.1), "single-stage beta=2.6": pytest.approx(.2)}
+
+
+def test_a_column_with_seeds_at_chance_is_compared_by_counts_with_fishers_exact_test():
+    stuck, trained = {0: .91, 1: .90, 2: .91}, {0: .10, 1: .12, 2: .08}
+    c = compare("backprop", stuck, "kd", trained)
+    # 0 of 3 against 3 of 3: p = 2 / C(6, 3) = 0.1, whatever the t interval of the errors says
+    assert c["test"] == "fisher" and c["p"] == pytest.approx(0.1) and (c["a_left_chance"], c["b_left_chance"]) == (0, 3)
+    assert c["verdict"] == "no detectable difference in leaving chance at 3 seeds"
+    six = compare("backprop", {s: .91 for s in range(6)}, "kd", {s: .1 for s in range(6)})
+    assert six["p"] == pytest.approx(2 / 924) and six["verdict"] == "KD leaves chance more often"
+    # one seed of one column at chance is enough: the errors are bimodal
+    mixed = compare("kd", {0: .1, 1: .9, 2: .1}, "fitnet", {0: .05, 1: .06, 2: .07})
+    assert mixed["test"] == "fisher" and mixed["p"] == pytest.approx(1.0)
+
+
+def test_the_verdicts_of_an_experiment_are_holm_corrected_together():
+    # three trained columns on 4 seeds; kd - fitnet alone would be called (p = 0.032 < 0.05), but
+    # not as the smallest of three tests in its family (Holm: 3 x 0.032)
+    rows = _rows("init code", {"backprop": (.085, .080, .085, .082), "kd": (.080, .085, .078, .090),
+                               "fitnet": (.070, .080, .060, .070)})
+    s = summarize(rows)["init code"]
+    by = {(p["a"], p["b"]): p for p in s["pairs"]}
+    kf = by[("kd", "fitnet")]   # d = .010, .005, .018, .020: mean .01325, sd .006994, t 3.789, 3 df
+    assert kf["p"] == pytest.approx(0.0322, abs=2e-4) and kf["family"] == 3
+    ps = sorted(p["p"] for p in s["pairs"])
+    rank = ps.index(kf["p"])
+    assert kf["p_holm"] == pytest.approx(max((3 - i) * ps[i] for i in range(rank + 1)), rel=1e-9)
+    assert kf["p_holm"] > 0.05 and kf["verdict"].startswith("no detectable difference at 4 seeds")
+    assert compare("kd", {i: v for i, v in enumerate((.080, .085, .078, .090))}, "fitnet",
+                   {i: v for i, v in enumerate((.070, .080, .060, .070))})["verdict"] == "FitNets (hints + KD) better"
+    md = format_markdown(summarize(rows))
+    assert "3 tests in this experiment, one family" in md and "| paired t |" in md

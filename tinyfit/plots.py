@@ -72,22 +72,27 @@ def _ci(values):
 
 
 def curves(rows, path, title=""):
-    """Training loss and validation error per epoch, one line per student row (several seeds
-    of a method share its colour; rows carry a ``history`` of {epoch, train_loss, val}).
-    FitNets' curve is its stage 2; its loss, like KD's, is the KD objective (labels + lambda x
-    softened teacher), not comparable in value to backprop's cross-entropy. A dotted line
-    marks the epoch where lambda reaches its final value: with the official schedule (final
-    0) the KD objective becomes the plain cross-entropy there, so its value drops steeply."""
+    """Training loss and validation error against the training epochs spent so far, one line
+    per student row (several seeds of a method share its colour; rows carry a ``history`` of
+    {epoch, train_loss, val}). A two-stage run's curve is its stage 2, drawn after the epochs
+    of its stage 1 (``hint_history``; a grey band), so that methods are compared at equal
+    epochs; its loss, like KD's, is the KD objective (labels + lambda x softened teacher), not
+    comparable in value to backprop's cross-entropy. A dotted line marks the epoch where lambda
+    reaches its final value: with the official schedule (final 0) the KD objective becomes the
+    plain cross-entropy there, so its value drops steeply."""
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     seen = set()
     alpha = 1.0 if len(rows) <= 3 else 0.6
-    losses, errs, saturate = [], [], set()
+    losses, errs, saturate, stage1 = [], [], set(), set()
     for r in rows:
         h = r.get("history") or []
         if not h:
             continue
-        ep = [e["epoch"] for e in h]
+        before = len(r.get("hint_history") or [])
+        if before:
+            stage1.add(before)
+        ep = [e["epoch"] + before for e in h]
         c = METHODS[r["method"]].color if r["method"] in METHODS else None
         label = None if r["method"] in seen else r.get("label", r["method"])
         seen.add(r["method"])
@@ -96,17 +101,24 @@ def curves(rows, path, title=""):
         a.plot(ep, [e["train_loss"] for e in h], color=c, label=label, alpha=alpha, lw=1.2)
         b.plot(ep, [100 * e["val"] for e in h], color=c, label=label, alpha=alpha, lw=1.2)
         sched = (r.get("settings") or {}).get("lambda_schedule")
-        if sched and sched["saturate"] <= ep[-1]:
-            saturate.add((sched["saturate"], sched["final"]))
-    last = max((h["epoch"] for r in rows for h in r.get("history") or []), default=0)
+        if sched and sched["saturate"] + before <= ep[-1]:
+            saturate.add((sched["saturate"] + before, sched["final"]))
+    last = max((h["epoch"] + len(r.get("hint_history") or []) for r in rows for h in r.get("history") or []),
+               default=0)
+    for n in sorted(stage1):
+        for ax in (a, b):
+            ax.axvspan(0.5, n + 0.5, color="0.85", alpha=0.5, lw=0)
+        b.annotate("stage 1\n(hints)", (n / 2 + 0.5, 1), xycoords=("data", "axes fraction"), xytext=(0, -22),
+                   textcoords="offset points", ha="center", fontsize=7, color="0.3")
     for ep, final in sorted(saturate):
         a.axvline(ep, color="0.4", ls=":", lw=1)
         right = ep < last  # at the last epoch, the label goes left of the line, inside the axes
         a.annotate(f"lambda reaches {final:g}:\nKD objective = CE" if final == 0 else f"lambda reaches {final:g}",
                    (ep, 1), xycoords=("data", "axes fraction"), xytext=(3 if right else -3, -22),
                    textcoords="offset points", ha="left" if right else "right", fontsize=7, color="0.3")
-    a.set(xlabel="epoch", ylabel="training loss (each method's objective)")
-    b.set(xlabel="epoch (FitNets: stage 2, after stage 1)", ylabel="validation error (%)")
+    a.set(xlabel="training epochs so far (two-stage methods: both stages)",
+          ylabel="training loss (each method's objective)")
+    b.set(xlabel="training epochs so far (two-stage methods: both stages)", ylabel="validation error (%)")
     _axis(a, losses)
     _axis(b, errs)
     b.legend(fontsize=8)
@@ -121,26 +133,42 @@ def _points(ax, x, values, color, jitter):
     ax.scatter([x + jitter] * len(values), values, s=12, color=color, alpha=0.6, zorder=3, linewidths=0)
 
 
+# a run at or above this test error (%) stayed at chance (ten classes: about 90%); such runs are
+# counted under the axis, not drawn, so that the trained runs' differences stay visible
+CHANCE_PCT = 50.0
+
+
 def grouped_errors(groups, path, title="", ylabel="test error (%)"):
-    """One panel per group (each with its own scale): bars of the mean test error, a whisker of
-    its 95% t interval over seeds, every seed's point, and the mean written on the bar.
+    """One panel per group (each with its own scale) of the runs that left chance: bars of the
+    mean test error with a whisker of its 95% t interval over seeds, every seed's point and the
+    mean written on the bar; a column with runs at chance shows its trained runs as dots only
+    (no mean bar: its errors are bimodal), and every column says under its label how many
+    seeds left chance.
 
     groups: [(group label, [(bar label, method key, [error per seed, in %])])]."""
     plt = _plt()
     width = max(len(bars) for _, bars in groups)
-    fig, axes = plt.subplots(1, len(groups), figsize=(1.5 + (0.8 * width + 0.8) * len(groups), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(1.5 + (0.8 * width + 0.8) * len(groups), 4.4), squeeze=False)
     for ax, (label, bars) in zip(axes[0], groups):
+        top = 0.0
         for x, (_, key, v) in enumerate(bars):
-            mean, lo, hi = _ci(v)
+            trained = [e for e in v if e < CHANCE_PCT]
             color = _color(key, x)
-            ax.bar(x, mean, 0.7, yerr=[[lo], [hi]], color=color, alpha=0.55, capsize=3)
-            _points(ax, x, v, color, 0)
-            ax.annotate(f"{mean:.1f}", (x, max([mean + hi] + list(v))), textcoords="offset points", xytext=(0, 3),
-                        fontsize=7, ha="center")
-        ax.set_xticks(range(len(bars)), [name for name, _, _ in bars], rotation=30 if width > 3 else 0,
-                      ha="right" if width > 3 else "center", fontsize=8)
-        ax.set(title=label, ylabel=ylabel)
-        ax.set_ylim(bottom=0)
+            if trained and len(trained) == len(v):
+                mean, lo, hi = _ci(v)
+                ax.bar(x, mean, 0.7, yerr=[[lo], [hi]], color=color, alpha=0.55, capsize=3)
+                ax.annotate(f"{mean:.1f}", (x, max([mean + hi] + v)), textcoords="offset points", xytext=(0, 3),
+                            fontsize=7, ha="center")
+                top = max(top, mean + hi, *v)
+            elif trained:
+                top = max(top, *trained)
+            _points(ax, x, trained, color, 0)
+        names = [f"{name}\n{sum(e < CHANCE_PCT for e in v)} of {len(v)} left chance" for name, _, v in bars]
+        ax.set_xticks(range(len(bars)), names, rotation=30 if width > 3 else 0,
+                      ha="right" if width > 3 else "center", fontsize=7)
+        ax.set(title=label, ylabel=ylabel + ", runs that left chance")
+        ax.set_ylim(0, 1.15 * top if top else 1.0)
+        ax.set_xlim(-0.6, len(bars) - 0.4)
         ax.grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -193,16 +221,23 @@ def _trace_series(rows, method, stage, field):
     return out
 
 
-def gradient_flow(rows, path, title=""):
+def gradient_flow(rows, path, title="", sizes=None, floor=None):
     """Where the training signal goes: for backprop, KD and FitNets' two stages (columns),
     each layer's gradient norm per step (top), the size of the update the optimiser made to
-    it (middle) and the scale (root mean square) of its output on a fixed probe batch
-    (bottom); geometric means over seeds, log scales. Layers keep one colour in every panel,
-    from the input (light) to the classifier (dark); the stage-1 head is grey."""
+    it, the scale (root mean square) of its output on a fixed probe batch and, given the
+    layers' weight counts ``sizes`` ({layer: n}), the per-element gradient (the norm over
+    sqrt(n)) against RMSProp's ``floor`` (a dashed line): a layer whose per-element gradient is
+    under the floor moves in proportion to its gradient. Geometric means over seeds, log
+    scales. Layers keep one colour in every panel, from the input (light) to the classifier
+    (dark); the stage-1 head is grey."""
     import math
     plt = _plt()
     fields = (("grad", "gradient norm"), ("update", "update norm"), ("act", "output scale (RMS)"))
-    fig, axes = plt.subplots(len(fields), len(GRADIENT_PANELS), figsize=(3.4 * len(GRADIENT_PANELS), 8.6),
+    if sizes:
+        fields += (("grad_rms", "per-element gradient"),)
+        rows = [dict(r, trace=[dict(t, grad_rms={k: v / math.sqrt(sizes[k]) for k, v in t["grad"].items()
+                                                  if k in sizes}) for t in r.get("trace", [])]) for r in rows]
+    fig, axes = plt.subplots(len(fields), len(GRADIENT_PANELS), figsize=(3.4 * len(GRADIENT_PANELS), 2.9 * len(fields)),
                              squeeze=False, sharey="row")
     cmap = plt.get_cmap("viridis")
     order = []
@@ -222,6 +257,8 @@ def gradient_flow(rows, path, title=""):
                 ax.plot(t, g, color=color.get(layer, "0.55"), lw=1.1, label=layer,
                         ls="-" if layer in color else "--")
             ax.set_yscale("log")
+            if field == "grad_rms" and floor:
+                ax.axhline(floor, color="k", ls="--", lw=1, label=f"RMSProp floor {floor:g}")
             ax.grid(alpha=0.3, which="major")
             if i == 0:
                 ax.set_title(label, fontsize=9)

@@ -27,7 +27,7 @@ from .experiments import EXPERIMENTS
 from .files import atomic_write
 from .methods import PAPER_METHODS
 from .pipeline import format_table
-from .summary import summarize
+from .summary import ALPHA, summarize
 
 __all__ = ["load", "render_table", "render_value", "refresh", "stale", "figure", "TABLES", "FORMATS",
            "format_summary", "format_markdown", "errors_table", "pairs_table", "figure_of", "write_study"]
@@ -303,6 +303,23 @@ def _load(view):
     return "\n".join(lines)
 
 
+def _compute(view):
+    """Per cell and column, what its runs cost (means over seeds): training epochs (both stages),
+    steps, multiplications of the forward and backward passes, and wall time."""
+    by = {}
+    for r in view["info"]["results"]:
+        by.setdefault((r["cell"], r["column"]), []).append(r)
+    lines = ["| cell | method | epochs | steps | multiplications (training) | wall time per run |",
+             "|---|---|---|---|---|---|"]
+    for (cell, col), rs in by.items():
+        c = [r["compute"] for r in rs if "compute" in r]
+        mean = {k: sum(x[k] for x in c) / len(c) for k in ("epochs", "steps", "multiplications")} if c else {}
+        wall = sum(r["wall_seconds"] for r in rs) / len(rs)
+        cost = f"{mean['epochs']:g} | {mean['steps']:,.0f} | {mean['multiplications']:.3g}" if c else "- | - | -"
+        lines.append(f"| {cell} | {column_label(col)} | {cost} | {wall:.0f} s |")
+    return "\n".join(lines)
+
+
 STUDY = "python examples/fitnets_study.py"
 
 
@@ -325,10 +342,10 @@ def _regenerate(view):
                                f"runs/study/{e.name}` |" for e in view["experiments"]])
 
 
-TABLES = {"commands": _commands, "questions": _questions, "regenerate": _regenerate, "family": _family,
-          "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance, "errors": _errors,
-          "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions, "gradients": _gradients,
-          "speed": _speed}
+TABLES = {"compute": _compute, "commands": _commands, "questions": _questions, "regenerate": _regenerate,
+          "family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance,
+          "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions,
+          "gradients": _gradients, "speed": _speed}
 
 
 def render_table(root, name, kind):
@@ -439,8 +456,23 @@ def format_summary(summary, experiment=""):
         for p in s["pairs"]:
             lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} points, 95% CI "
                          f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] (paired over {p['n']} seeds; "
-                         f"{p['a']} lower in {p['a_wins']}, {p['b']} lower in {p['b_wins']}): {p['verdict']}")
+                         f"{p['a']} lower in {p['a_wins']}, {p['b']} lower in {p['b_wins']}; {_test(p)}): "
+                         f"{p['verdict']}")
+    family = _family_size(summary)
+    if family:
+        lines.append(f"verdicts: Holm-corrected over the {family} tests of this experiment "
+                     f"(family-wise error {ALPHA:.0%})")
     return "\n".join(lines)
+
+
+def _family_size(summary):
+    return max((p.get("family", 0) for s in summary.values() for p in s["pairs"]), default=0)
+
+
+def _test(p):
+    what = (f"Fisher exact on left chance, {p['a_left_chance']} vs {p['b_left_chance']} of {p['n']}"
+            if p["test"] == "fisher" else "paired t")
+    return f"{what}, p {p['p']:.2g}, Holm {p['p_holm']:.2g}"
 
 
 def errors_table(summary):
@@ -463,13 +495,18 @@ def pairs_table(summary):
     pairs = [(cell, p) for cell, s in summary.items() for p in s["pairs"]]
     if not pairs:
         return ""
-    lines = ["| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | test | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
     for cell, p in pairs:
-        lines.append(f"| {cell} | {column_label(p['a'])} - {column_label(p['b'])} | {100 * p['mean_diff']:+.2f} | "
-                     f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] | a {p['a_wins']}, b {p['b_wins']} of "
-                     f"{p['n']} | {p['verdict']} |")
-    return "\n".join(lines)
+        if p["test"] == "fisher":  # errors of stuck and trained runs: the counts are compared
+            diff = f"left chance: a {p['a_left_chance']}, b {p['b_left_chance']} of {p['n']} | - | - | Fisher exact"
+        else:
+            diff = (f"{100 * p['mean_diff']:+.2f} | [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] | "
+                    f"a {p['a_wins']}, b {p['b_wins']} of {p['n']} | paired t")
+        lines.append(f"| {cell} | {column_label(p['a'])} - {column_label(p['b'])} | {diff} | "
+                     f"{p['p']:.2g} ({p['p_holm']:.2g}) | {p['verdict']} |")
+    return "\n".join(lines + ["", f"{_family_size(summary)} tests in this experiment, one family: a verdict needs "
+                                   f"a Holm-adjusted p-value below {ALPHA:g}."])
 
 
 def format_markdown(summary):
@@ -508,9 +545,23 @@ def _curves_figure(rows, summary, path, title):
     return plots.curves(rows, path, title=title)
 
 
+def _layer_sizes():
+    """{layer: weight count} of the MNIST student's layers and of its h3 -> h1 regressor (what a
+    gradient trace's norms are taken over)."""
+    from .fitnets import make_regressor
+    from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
+    student = mnist_student()
+    sizes = {n: sum(int(p.data.size) for p in student[n].parameters()) for n in student.layer_names}
+    reg = make_regressor(student, STUDENT_GUIDED, mnist_teacher(), TEACHER_HINT, student.input_shape, pieces=2)
+    return dict(sizes, regressor=sum(int(p.data.size) for p in reg.parameters()))
+
+
 def _gradients_figure(rows, summary, path, title):
     from . import plots
-    return plots.gradient_flow(rows, path, title=title)
+    from .pipeline import RMS_FLOOR
+    floors = {(r.get("settings") or {}).get("rms_floor", RMS_FLOOR) for r in rows}
+    return plots.gradient_flow(rows, path, title=title, sizes=_layer_sizes(),
+                               floor=floors.pop() if len(floors) == 1 else None)
 
 
 FIGURES = {"bars": _bars_figure, "depth": _depth_figure, "curves": _curves_figure, "gradients": _gradients_figure}

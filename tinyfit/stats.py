@@ -1,5 +1,6 @@
 """The statistics of results over seeds: t intervals of means and of paired differences, and
-exact (Clopper-Pearson) binomial intervals of yes/no outcomes. Pure Python, no SciPy.
+exact (Clopper-Pearson) binomial intervals of yes/no outcomes, Fisher's exact test of two
+such counts, and Holm's correction for a family of tests. Pure Python, no SciPy.
 
 Why t intervals and not a bootstrap over seeds: a study has 3 to 6 seeds, and a percentile
 bootstrap of so few values is known to be too narrow (it cannot produce a value outside the
@@ -13,7 +14,8 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["betainc", "t_quantile", "beta_quantile", "mean_ci", "paired_difference", "binomial_ci"]
+__all__ = ["betainc", "t_quantile", "beta_quantile", "mean_ci", "paired_difference", "binomial_ci", "t_test_p",
+           "fisher_exact", "holm"]
 
 
 def _betacf(a, b, x):

@@ -2,6 +2,13 @@
 error over seeds with its 95% t interval, how many seeds left chance with their exact
 binomial interval, and the paired comparisons its experiment names (``tinyfit.experiments``).
 Presentation (tables, Markdown, figures) is ``tinyfit.report``'s.
+
+A comparison is a paired t test of the test errors when every seed of both columns left
+chance, and Fisher's exact test of how many seeds left chance when any did not (errors of
+runs stuck at chance and of runs that trained make a bimodal sample that a t interval
+describes badly). The verdicts of one experiment are one family: a difference is called only
+when its Holm-adjusted p-value is below ALPHA; an undetected difference is given with the
+bound of its 95% interval, never as equality.
 """
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ import statistics
 
 from .columns import column_label, parse_column
 from .experiments import EXPERIMENTS
-from .stats import binomial_ci, mean_ci, paired_difference
+from .stats import binomial_ci, fisher_exact, holm, mean_ci, paired_difference, t_test_p
 
-__all__ = ["CHANCE_LINE", "ACROSS_DEPTHS", "summarize", "compare", "choose_hint_weight"]
+__all__ = ["CHANCE_LINE", "ACROSS_DEPTHS", "ALPHA", "summarize", "compare", "choose_hint_weight"]
+
+ALPHA = 0.05  # the family-wise error rate of an experiment's verdicts
 
 # a run "left chance" when its test error is below this (guessing one class of ten: about 90%)
 CHANCE_LINE = 0.5
@@ -94,22 +103,49 @@ def summarize(rows, experiment="init", smoke=False):
         pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in exp.pairs(present)
                  if a in present and b in present]
         out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke, repeats=cell == ACROSS_DEPTHS)
+    _correct([p for s in out.values() for p in s["pairs"]], smoke)
     return out
 
 
+def _correct(pairs, smoke):
+    """Holm's correction over ``pairs`` (one experiment's tests), and their verdicts."""
+    tested = [p for p in pairs if p["n"] > 1]
+    for p, adj in zip(tested, holm([p["p"] for p in tested])):
+        p.update(p_holm=adj, family=len(tested))
+    for p in pairs:
+        p["verdict"] = _verdict(p, smoke)
+
+
 def compare(a, errs_a, b, errs_b, smoke=False):
-    """Paired comparison of two columns' test errors over the seeds both ran: the mean of
-    d = err_a - err_b with its 95% t interval; 'A better' / 'B better' only when the interval
-    excludes zero, else 'no detectable difference at n seeds'. Also counts the seeds where
-    each is lower."""
+    """Comparison of two columns over the seeds both ran: the mean of d = err_a - err_b with
+    its 95% t interval and the seeds where each is lower; the test (a paired t test, or
+    Fisher's exact test of the counts that left chance when any seed of either did not) with
+    its p-value; and the verdict, for a family of this one test (``summarize`` corrects an
+    experiment's tests together)."""
     p = paired_difference(errs_a, errs_b)
+    seeds = p["seeds"]
+    k_a, k_b = (sum(errs[s] < CHANCE_LINE for s in seeds) for errs in (errs_a, errs_b))
+    counts = k_a < len(seeds) or k_b < len(seeds)
+    pval = fisher_exact(k_a, len(seeds), k_b, len(seeds)) if counts else t_test_p(p["mean"], p["sd"], p["n"])
+    out = dict(a=a, b=b, n=p["n"], mean_diff=p["mean"], sd_diff=p["sd"], low=p["low"], high=p["high"],
+               a_wins=p["a_lower"], b_wins=p["b_lower"], test="fisher" if counts else "t", p=pval,
+               a_left_chance=k_a, b_left_chance=k_b, p_holm=pval, family=1)
+    out["verdict"] = _verdict(out, smoke)
+    return out
+
+
+def _verdict(p, smoke):
+    n = p["n"]
     if smoke:
-        verdict = "smoke run: no verdict"
-    elif p["n"] < 2:
-        verdict = "one seed: no verdict"
-    elif p["verdict"] is None:
-        verdict = f"no detectable difference at {p['n']} seeds"
-    else:
-        verdict = f"{column_label(a if p['verdict'] == 'a' else b)} better"
-    return dict(a=a, b=b, n=p["n"], mean_diff=p["mean"], sd_diff=p["sd"], low=p["low"], high=p["high"],
-                a_wins=p["a_lower"], b_wins=p["b_lower"], verdict=verdict)
+        return "smoke run: no verdict"
+    if n < 2:
+        return "one seed: no verdict"
+    if p["test"] == "fisher":
+        if p["p_holm"] < ALPHA:
+            more = p["a"] if p["a_left_chance"] > p["b_left_chance"] else p["b"]
+            return f"{column_label(more)} leaves chance more often"
+        return f"no detectable difference in leaving chance at {n} seeds"
+    if p["p_holm"] < ALPHA:
+        return f"{column_label(p['a'] if p['mean_diff'] < 0 else p['b'])} better"
+    bound = 100 * max(abs(p["low"]), abs(p["high"]))
+    return f"no detectable difference at {n} seeds (95% CI within {bound:.2f} points either way)"
