@@ -60,10 +60,15 @@ def parse_args(argv=None):
         p.error(f"--seeds and --depths take comma-separated integers, e.g. --seeds 0,1,2; got {a.seeds!r}, "
                 f"{a.depths!r}")
     try:  # each setting is checked once, by the library; a refusal becomes a usage error naming the flag
-        plan(a.experiment, a.seeds, a.init, a.depths)
+        runs = plan(a.experiment, a.seeds, a.init, a.depths)
         check_executor(a.jobs, a.scheduler)
     except ConfigError as e:
         p.error(f"--{e.field} {e.reason}")
+    cap = min(len(runs), os.cpu_count() or 1)
+    if a.jobs and a.jobs > cap:  # more processes than runs or cores only share the same cores
+        print(f"--jobs {a.jobs}: capped at {cap}, the number of " + ("runs" if len(runs) <= cap else "cores")
+              + " (each process already gets its share of the cores' threads)", file=sys.stderr)
+        a.jobs = cap
     exp = EXPERIMENTS[a.experiment]
     if exp.full_data and not (a.data_dir or a.download):
         sys.exit(f"error: {exp.name} runs on the full MNIST files: give --data-dir DIR (a folder with the four "
@@ -93,7 +98,7 @@ def main(argv=None):
     with make_executor(a.jobs, a.scheduler) as executor:
         info = run_study(a.experiment, data, a.out, cfg, a.seeds, a.teacher, a.resume, a.depths, log,
                          info={"data": source, "command": command}, executor=executor, load_data=load, smoke=a.quick,
-                         present=report.write_study)
+                         present=report.write_study, accept_weak=a.accept_weak_teacher)
     print("\n" + report.format_summary(info["summary"], a.experiment))
     print_tail(info, command, os.path.join(a.out, a.experiment), ", summary.txt, summary.md")
     return info

@@ -29,7 +29,7 @@ import tinyfit
 from tinyfit import backend, data as D
 from tinyfit.checkpoint import CheckpointError
 from tinyfit.pipeline import (ALL_METHODS, BUDGETS, METHODS, VARIANTS, ConfigError, PipelineConfig,
-                              format_table, run_pipeline)
+                              check_teacher_file, format_table, run_pipeline)
 from tinyfit.files import FolderBusy, OutputError
 from tinyfit.training import Interrupted, NonFiniteError
 
@@ -44,6 +44,8 @@ def add_common_args(p, out):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--quick", action="store_true", help="a smoke run: a small subset and 1-2 epochs")
     p.add_argument("--teacher", help="a trained teacher (.model.npz) to use instead of training one")
+    p.add_argument("--accept-weak-teacher", action="store_true",
+                   help="go on with a teacher at chance (by default such a teacher stops the run)")
     p.add_argument("--tau", type=float, default=3.0)
     p.add_argument("--lambda-final", type=float, default=0.0,
                    help="value the KD weight decays to (official code: 0; the paper's text: 1)")
@@ -54,7 +56,14 @@ def add_common_args(p, out):
 
 def check_common_args(p, a):
     """What only a command line can check before anything is loaded: the output folder must
-    be usable before hours of training go into it."""
+    be usable and a --teacher file must hold a teacher before hours of training go into it."""
+    if a.teacher:
+        try:
+            check_teacher_file(a.teacher, a.cfg.pieces, a.cfg.pooling)
+        except ConfigError as e:
+            p.error(f"--teacher {e.reason}")
+        except CheckpointError as e:
+            p.error(f"--teacher: {e}")
     out = os.path.abspath(a.out)
     if os.path.exists(out) and not os.path.isdir(out):
         p.error(f"--out {a.out}: exists and is not a folder; give a folder path (it is created if missing)")
@@ -144,6 +153,7 @@ def main(argv=None):
           flush=True)
     log = lambda *m: print(*m, flush=True)
     info = run_pipeline(data, a.out, cfg, a.methods, a.teacher, resume=a.resume, log=log,
+                        accept_weak=a.accept_weak_teacher or a.quick,
                         info={"data": source, "command": "python examples/mnist_fitnet.py " +
                               " ".join(argv if argv is not None else sys.argv[1:])})
     if a.export_onnx:
@@ -165,8 +175,9 @@ def print_tail(info, command, folder, extra):
           + (f", {info['figure']}" if "figure" in info else " (pip install 'tinyfit[plot]' for the figure)"))
 
 
+# OSError: a path the library was given cannot be read or written (its message names the path)
 CLI_ERRORS = (D.DataError, CheckpointError, NonFiniteError, ValueError, ImportError, tinyfit.DeviceError, OutputError,
-              FolderBusy)
+              FolderBusy, OSError)
 
 
 def run_cli(main, errors=CLI_ERRORS):

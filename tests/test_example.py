@@ -156,3 +156,31 @@ def test_export_onnx_without_onnx_is_refused_before_training(capsys, monkeypatch
     with pytest.raises(SystemExit):
         ex.parse_args(["--export-onnx"])
     assert "--export-onnx needs the onnx package: pip install 'tinyfit[onnx]'" in capsys.readouterr().err
+
+
+def _bad_paths(tmp_path):
+    """(argument values that are wrong for a path argument, and what the one line must say)."""
+    from tinyfit.checkpoint import save_model
+    from tinyfit.models import mnist_student
+    student = str(tmp_path / "kd.model.npz")
+    save_model(student, mnist_student(), {"settings": {"method": "kd"}})
+    a_file = str(tmp_path / "file.txt")
+    open(a_file, "w").close()
+    return [(["--teacher", str(tmp_path)], "is a folder"), (["--teacher", str(tmp_path / "no.npz")], "does not exist"),
+            (["--teacher", student], "holds a kd student's model"),
+            (["--download", "--cache-dir", a_file + "/mnist"], "cannot write the download into"),
+            (["--out", a_file], "exists and is not a folder"), (["--out", a_file + "/run"], "cannot write in"),
+            (["--data-dir", str(tmp_path / "none")], str(tmp_path / "none"))]
+
+
+@pytest.mark.parametrize("command", ["mnist_fitnet.py", "fitnets_study.py init"])
+def test_every_bad_path_is_one_clear_line_before_any_training(command, tmp_path):
+    for args, said in _bad_paths(tmp_path):
+        script, *rest = command.split()
+        out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+        r = subprocess.run([sys.executable, os.path.join(HERE, "..", "examples", script), *rest, "--quick",
+                            "--no-progress", "--mirror", "http://127.0.0.1:9"] + out + args,
+                           capture_output=True, text=True, timeout=300)
+        last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+        assert r.returncode != 0 and "Traceback" not in r.stderr and said in last, (command, args, r.stderr[-500:])
+        assert "error" in last and not os.path.exists(tmp_path / "out" / "teacher.model.npz")

@@ -7,8 +7,8 @@ from tinyfit.checkpoint import load_model
 
 from tinyfit.data import Split
 from tinyfit.fitnets import train_teacher
-from tinyfit.pipeline import (STAGES, Budget, PipelineConfig, SettingsError, check_settings, get_teacher,
-                              new_teacher, train_student)
+from tinyfit.pipeline import (STAGES, Budget, ConfigError, PipelineConfig, SettingsError, check_settings,
+                              check_teacher_file, get_teacher, new_teacher, train_student)
 from tinyfit.experiments import guided_positions
 
 
@@ -25,7 +25,7 @@ CFG = PipelineConfig(seed=0, budget=Budget(teacher=1, student=1, hints=1), batch
 
 def test_the_untrained_teacher_is_exactly_where_training_started(tmp_path):
     data = digits()
-    teacher = get_teacher(data, str(tmp_path), CFG, log=lambda *a: None)
+    teacher = get_teacher(data, str(tmp_path), CFG, log=lambda *a: None, accept_weak=True)
     untrained = teacher.untrained().model.state_dict()
     # the teacher's own start: its stream's initial weights, then one epoch of training
     rng = np.random.default_rng([0, STAGES["teacher"]])
@@ -49,7 +49,7 @@ def test_every_guided_position_gets_the_kernel_rule_regressor_or_a_clear_error()
 @pytest.mark.parametrize("method", ["dsn-kd", "random-hints-kd", "hints-backprop", "single-stage"])
 def test_variants_train_and_are_refused_under_other_settings(method, tmp_path):
     data = digits()
-    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=lambda *a: None)
+    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=lambda *a: None, accept_weak=True)
     cfg = PipelineConfig(**{**CFG.__dict__, "hint_weight": 0.5})
     model, row = train_student(method, data, teacher, str(tmp_path / method), cfg, log=lambda *a: None)
     assert row["method"] == method and "FitNets" not in row["label"]
@@ -66,7 +66,7 @@ def test_variants_train_and_are_refused_under_other_settings(method, tmp_path):
 
 def test_hints_backprop_reuses_fitnets_stage1_only_when_it_is_the_same(tmp_path):
     data, quiet = digits(), lambda *a: None
-    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=quiet)
+    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=quiet, accept_weak=True)
     train_student("fitnet", data, teacher, str(tmp_path / "fitnet"), CFG, log=quiet)
     fresh, _ = train_student("hints-backprop", data, teacher, str(tmp_path / "fresh"), CFG, log=quiet)
     said = []
@@ -117,3 +117,28 @@ def test_pipeline_config_checks_its_arguments():
         PipelineConfig(seed=-3)
     with pytest.raises(ValueError, match="budget student must be a positive integer"):
         Budget(teacher=1, student=0, hints=1)
+
+
+def test_a_teacher_at_chance_stops_the_run_unless_accepted(tmp_path):
+    data = digits()   # random labels: the teacher cannot leave chance on them
+    said = []
+    with pytest.raises(ValueError, match=r"the teacher is at chance \(validation error .*--accept-weak-teacher"):
+        get_teacher(data, str(tmp_path / "a"), CFG, log=said.append)
+    t = get_teacher(data, str(tmp_path / "b"), CFG, log=said.append, accept_weak=True)
+    assert t.row["best_val_error"] >= 0.5 and any(s.startswith("warning: the teacher is at chance") for s in said)
+
+
+def test_a_teacher_file_is_checked_for_its_role_before_anything_trains(tmp_path):
+    from tinyfit.checkpoint import save_model
+    from tinyfit.models import mnist_student, mnist_teacher
+    teacher, student = str(tmp_path / "teacher.model.npz"), str(tmp_path / "kd.model.npz")
+    save_model(teacher, mnist_teacher())
+    save_model(student, mnist_student(), {"settings": {"method": "kd"}})
+    check_teacher_file(teacher)
+    for path, said in ((str(tmp_path), "is a folder"), (str(tmp_path / "none.npz"), "does not exist"),
+                       (student, r"holds a kd student's model \(36,226 weights, layers h0, h1, h2, h3, h4, h5, y\), "
+                                 r"not the MNIST teacher")):
+        with pytest.raises(ConfigError, match=said):
+            check_teacher_file(path)
+    with pytest.raises(ConfigError, match="pooling 'floor'"):   # the teacher of another pooling mode
+        check_teacher_file(teacher, pooling="floor")

@@ -122,13 +122,17 @@ def download_mnist(cache_dir, mirror=MNIST_MIRROR, files=None, timeout=60):
     file's SHA-256 and return ``cache_dir``. A file with the wrong hash is deleted and reported."""
     import urllib.request  # only here: it is slow to import
     files = files or MNIST_FILES
-    os.makedirs(cache_dir, exist_ok=True)
     for name, digest in files.values():
         dest = os.path.join(cache_dir, name)
         if os.path.exists(dest) and _sha256(dest) == digest:
             continue
         url = mirror.rstrip("/") + "/" + name
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+        try:
+            os.makedirs(cache_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+        except OSError as e:
+            raise DataError(f"cannot write the download into {cache_dir} ({e.strerror or e}); give a folder you "
+                            "can write to (--cache-dir)") from None
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as r:
                 shutil.copyfileobj(r, out)

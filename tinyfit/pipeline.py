@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, backend
-from .checkpoint import load_archive, load_model, save_model
+from .checkpoint import inspect_archive, load_archive, load_model, save_model
 from .files import atomic_write, output_folder
 from .fitnets import (KDConfig, LinearDecay, StageSpec, aux_classifier, error_rate, init_from_stage1, layer_shape,
                       make_regressor, train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage,
@@ -46,6 +46,8 @@ __all__ = ["ConfigError", "Budget", "BUDGETS", "StudentSpec", "mnist_student_spe
 METHODS = PAPER_METHODS
 # the official RMSProp's floor on the root mean square of a gradient (pylearn2)
 RMS_FLOOR = 1e-5
+# a teacher whose validation error is at or above this distils nothing (ten classes: chance is ~90%)
+TEACHER_CHANCE = 0.5
 # one generator stream per stage, derived from the seed (and the student's key)
 STAGES = {"teacher": 0, "backprop": 1, "kd": 2, "stage1": 3, "fitnet": 4, "single-stage": 5}
 
@@ -301,13 +303,38 @@ def run_settings(method, data, cfg, student, teacher):
     return s
 
 
-def get_teacher(data, out, cfg, path=None, resume=False, log=print):
-    """The teacher: loaded from ``path`` (a .model.npz), or trained into ``out`` (SGD with
-    momentum, dropout, max-norm) unless ``resume`` finds it finished there, trained with the
-    same settings (else ValueError)."""
+def check_teacher_file(path, pieces="code", pooling="ceil"):
+    """ConfigError (field 'teacher') unless ``path`` is a model file holding the MNIST teacher
+    of these pieces and pooling (its layers and shapes, from the file's own metadata): a folder,
+    a missing file or another model (a student, say) is refused before anything trains."""
+    from .nn import spec_shapes
+    if os.path.isdir(path):
+        raise ConfigError("teacher", f"{path} is a folder; give the teacher's model file (teacher.model.npz in "
+                                     "the --out folder of a run that trained one)")
+    if not os.path.isfile(path):
+        raise ConfigError("teacher", f"{path} does not exist; give the teacher's model file (teacher.model.npz)")
+    meta = inspect_archive(path, "model")[1]
+    got = spec_shapes(meta["spec"])
+    want = {k: tuple(v.shape) for k, v in mnist_teacher(pieces, pooling).state_dict().items()}
+    if got != want:
+        method = (meta.get("extra", {}).get("settings") or {}).get("method")
+        what = f"a {method} student's model" if method else "another model"
+        raise ConfigError("teacher", f"{path} holds {what} ({sum(int(np.prod(s)) for s in got.values()):,} weights, "
+                                     f"layers {', '.join(sorted({k.split('.')[0] for k in got}))}), not the MNIST "
+                                     f"teacher ({sum(int(np.prod(s)) for s in want.values()):,} weights, pieces "
+                                     f"{pieces!r}, pooling {pooling!r}); give a teacher's model file")
+
+
+def get_teacher(data, out, cfg, path=None, resume=False, log=print, accept_weak=False):
+    """The teacher: loaded from ``path`` (a .model.npz holding the MNIST teacher), or trained
+    into ``out`` (SGD with momentum, dropout, max-norm) unless ``resume`` finds it finished
+    there, trained with the same settings (else ValueError). A teacher whose validation error
+    is at chance (TEACHER_CHANCE) stops the run with ValueError unless ``accept_weak`` (a smoke
+    run's teacher is not meant to learn); then it is used with a warning."""
     device = cfg.device
     settings = _teacher_settings(data, cfg)
     if path:
+        check_teacher_file(path, cfg.pieces, cfg.pooling)
         model = load_model(path).to(device)
         settings = load_archive(path, "model")[1]["extra"].get("settings")
         val = error_rate(model, data.x_val, data.y_val)
@@ -322,6 +349,13 @@ def get_teacher(data, out, cfg, path=None, resume=False, log=print):
             settings)
     row = _row("teacher", model, res, data)
     log(f"teacher: test error {100 * row['test_error']:.2f}% (best validation {100 * row['best_val_error']:.2f}%)")
+    if row["best_val_error"] >= TEACHER_CHANCE:
+        said = (f"the teacher{' in ' + path if path else ''} is at chance (validation error "
+                f"{100 * row['best_val_error']:.1f}%): it has nothing to distil")
+        if not accept_weak:
+            raise ValueError(said + "; train it longer, give another --teacher, or accept it with "
+                                    "--accept-weak-teacher")
+        log(f"warning: {said}; going on as asked")
     return Teacher(model, data, dict(row, history=res.get("history", [])), settings)
 
 
@@ -519,18 +553,19 @@ def format_table(rows):
 
 
 def run_pipeline(data, out, cfg, methods=METHODS, teacher_path=None, student=None, resume=False, log=print,
-                 info=None, figure=True):
+                 info=None, figure=True, accept_weak=False):
     """Teacher, then each of ``methods`` on the same student; writes results.json / .csv and,
     with matplotlib installed and ``figure``, curves.png into ``out``; one writer at a time
     (``files.output_folder``: a second run on the same folder gets FolderBusy). Returns the
     info dict."""
     t0 = time.perf_counter()
     with output_folder(out):
-        return _run_pipeline(data, out, cfg, methods, teacher_path, student, resume, log, info, figure, t0)
+        return _run_pipeline(data, out, cfg, methods, teacher_path, student, resume, log, info, figure, t0,
+                             accept_weak)
 
 
-def _run_pipeline(data, out, cfg, methods, teacher_path, student, resume, log, info, figure, t0):
-    teacher = get_teacher(data, out, cfg, teacher_path, resume, log)
+def _run_pipeline(data, out, cfg, methods, teacher_path, student, resume, log, info, figure, t0, accept_weak):
+    teacher = get_teacher(data, out, cfg, teacher_path, resume, log, accept_weak)
     rows = [teacher.row]
     for m in methods:
         rows.append(train_student(m, data, teacher, out, cfg, student, resume, log)[1])

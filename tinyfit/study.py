@@ -144,7 +144,7 @@ def _stage1_source(run, runs):
 
 
 def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=False, depths=DEPTHS,
-              log=print, info=None, executor=None, load_data=None, smoke=False, present=None):
+              log=print, info=None, executor=None, load_data=None, smoke=False, present=None, accept_weak=False):
     """Train every run of ``experiment`` (after the teacher shared by all experiments in
     ``out``: trained into ``<out>/teacher`` once, or ``teacher_path``) and write
     ``<out>/<experiment>/results.json`` and ``results.csv``; ``present(exp_dir, info)`` then
@@ -161,8 +161,8 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
     the executor, given the same number of BLAS threads per run (it can change GEMM
     rounding). A failed run is reported with its seed and configuration; the finished ones
     are kept and ``resume=True`` trains only what is missing. smoke: a smoke run (``--quick``):
-    its numbers mean nothing, and the summary says so instead of giving verdicts. Returns
-    the info dict."""
+    its numbers mean nothing, and the summary says so instead of giving verdicts (and a teacher
+    at chance is accepted with a warning, as with ``accept_weak``). Returns the info dict."""
     t0 = time.perf_counter()
     exp = experiment_record(experiment)
     seeds = list(exp.seeds if seeds is None else seeds)
@@ -173,7 +173,8 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
                          "and device 'cpu'")
     with output_folder(out):
         # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
-        teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log)
+        teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log,
+                              accept_weak or smoke)
         teacher_file = teacher_path or os.path.join(out, "teacher", "teacher.model.npz")
         exp_dir = os.path.join(out, experiment)
         rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor,
