@@ -166,10 +166,13 @@ def test_single_stage_loss_is_cross_entropy_plus_beta_times_hint():
     seen = []
     s = make_spec(1)
     s.fit = FitConfig(epochs=1, batch_size=16, patience=100)
+    before = {k: v.copy() for k, v in reg.state_dict().items()}
     train_single_stage(student, "h1", reg, hints, data, s, np.random.default_rng(4), beta, progress=False,
                        step_hooks=[lambda info: seen.append(info)])
     assert seen[0].loss == pytest.approx(ce + beta * hint, rel=1e-5)
     assert set(seen[0].modules) == {"model", "regressor"}
+    # the regressor is optimised beside the student, not only evaluated
+    assert all(not np.array_equal(before[k], v) for k, v in reg.state_dict().items())
     with pytest.raises(ValueError, match="hint weight beta must be"):
         train_single_stage(student, "h1", reg, hints, data, s, np.random.default_rng(4), -1.0, progress=False)
 

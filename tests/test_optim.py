@@ -83,3 +83,17 @@ def test_parameters_without_gradients_are_left_alone(cls):
     q.grad = np.array([1.0])
     cls([p, q], lr=0.1).step()
     assert p.data[0] == 1.0 and q.data[0] != 2.0
+
+
+def test_a_step_updates_then_projects_by_hand():
+    """RMSProp's update first, then max-norm on the updated weights (the official order): worked
+    out by hand for one 2-element column with a norm limit it crosses only after the update."""
+    from tinyfit.nn import Parameter
+    from tinyfit.optim import RMSProp
+    p = Parameter(np.array([[0.6], [0.6]], np.float64))
+    p.max_norm, p.norm_axes = 1.0, (0,)
+    p.grad = np.array([[-1.0], [-1.0]])
+    RMSProp([p], lr=0.1, decay=0.9, eps=1e-5).step()
+    # ms = 0.1 * 1 = 0.1; update = 0.1 * 1 / sqrt(0.1) = 0.316228 -> 0.916228 each, norm 1.29574 > 1
+    # -> scaled to norm 1: 0.707107 each. Projecting first (norm 0.849 < 1: unchanged) would leave 0.916
+    assert np.allclose(p.data, [[2 ** -0.5], [2 ** -0.5]], atol=1e-6)

@@ -142,3 +142,87 @@ def test_a_teacher_file_is_checked_for_its_role_before_anything_trains(tmp_path)
             check_teacher_file(path)
     with pytest.raises(ConfigError, match="pooling 'floor'"):   # the teacher of another pooling mode
         check_teacher_file(teacher, pooling="floor")
+
+
+# the official code's and the paper's settings as ../shared/fitnets_reference.md states them (sections 1
+# and 2), written here, not read from the code
+REFERENCE = {"rmsprop": {"lr": 0.0005, "rms_decay": 0.9, "rms_eps": 1e-5}, "tau": 3.0, "lambda_start": 4.0,
+             "lambda_final": 0.0, "lambda_start_epoch": 5, "lambda_saturate_of_500": 150, "batch_size": 128,
+             "teacher": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.5, "final_momentum": 0.7},
+             "student_init": 0.005, "regressor_init": 0.05, "regressor_max_norm": 0.9, "drop_last": True,
+             "patience_full": 100, "epochs_full": 500}
+
+
+def test_every_default_the_official_code_fixes_is_the_references():
+    import dataclasses
+    from tinyfit.fitnets import conv_regressor
+    from tinyfit.pipeline import BUDGETS
+    from tinyfit.training import FitConfig
+    cfg = PipelineConfig()
+    st = cfg.stage_spec(30)
+    assert (st.optimizer, st.lr, st.rms_decay, st.rms_eps) == ("rmsprop",) + tuple(REFERENCE["rmsprop"].values())
+    t = cfg.stage_spec(15, teacher=True)
+    ref = REFERENCE["teacher"]
+    assert (t.optimizer, t.lr, t.momentum, t.final_momentum) == tuple(ref.values())
+    assert cfg.tau == REFERENCE["tau"] and cfg.batch_size == REFERENCE["batch_size"]
+    assert cfg.lambda_final == REFERENCE["lambda_final"] and cfg.weight_init() == REFERENCE["student_init"]
+    full = dataclasses.replace(cfg, budget=BUDGETS["full"])
+    sched = full.schedule()
+    assert (sched.start, sched.start_epoch, sched.saturate) == (REFERENCE["lambda_start"],
+                                                                 REFERENCE["lambda_start_epoch"],
+                                                                 REFERENCE["lambda_saturate_of_500"])
+    assert (BUDGETS["full"].student, BUDGETS["full"].patience) == (REFERENCE["epochs_full"],
+                                                                   REFERENCE["patience_full"])
+    assert FitConfig().drop_last is REFERENCE["drop_last"]
+    from tinyfit.pipeline import _regressor   # the regressor the pipeline builds
+    import inspect
+    assert "max_norm=0.9" in inspect.getsource(_regressor)
+    reg = conv_regressor((4, 4, 16), (4, 4, 48), pieces=2, max_norm=0.9, rng=np.random.default_rng(0))
+    assert abs(reg.state_dict()["conv.W"]).max() <= REFERENCE["regressor_init"]
+
+
+def test_each_budget_cap_reaches_only_its_stage():
+    import dataclasses
+    cfg = dataclasses.replace(CFG, budget=Budget(teacher=7, student=9, hints=5), max_epochs=2)
+    assert cfg.stage_spec(7, teacher=True).fit.epochs == 7       # the teacher is never capped
+    assert cfg.stage_spec(5, stage1=True).fit.epochs == 5        # nor stage 1
+    assert cfg.stage_spec(9).fit.epochs == 2                     # the students' last stage is
+    from tinyfit.methods import METHODS
+    eq = dataclasses.replace(cfg, budget=Budget(teacher=7, student=30, hints=10, stage2=20))
+    assert eq.last_stage_epochs(METHODS["fitnet"]) == 20 and eq.last_stage_epochs(METHODS["kd"]) == 30
+    # lambda's schedule is scaled to the stage it runs in: 30% of 20 epochs, at least its start
+    assert eq.schedule(20).saturate == 6 and eq.schedule(30).saturate == 9
+    assert eq.schedule(25).saturate == 8   # round(7.5): the rounding rule is part of the schedule
+    from tinyfit.study import _RUN_BUDGETS
+    b = Budget(teacher=15, student=30, hints=15)
+    assert (_RUN_BUDGETS["equal"](b).hints, _RUN_BUDGETS["equal"](b).stage2) == (10, 20)
+    assert _RUN_BUDGETS["long"](b).student == 45 and _RUN_BUDGETS[""](b) == b
+
+
+@pytest.mark.parametrize("method", ["backprop", "kd", "fitnet", "single-stage", "dsn-kd", "random-hints-kd",
+                                    "hints-backprop"])
+def test_each_method_trains_what_it_says(method, tmp_path):
+    """Which weights moved after training, against the student each stage starts from (built
+    here from the method's own random streams): stage 1 moves the layers up to the guided one
+    and leaves the rest at their initial weights; the last stage moves every layer."""
+    import dataclasses
+    from tinyfit.methods import METHODS
+    from tinyfit.models import mnist_student
+    data = digits()
+    cfg = dataclasses.replace(CFG, hint_weight=0.26)
+    teacher = get_teacher(data, str(tmp_path / "t"), cfg, log=lambda *a: None, accept_weak=True)
+    model, row = train_student(method, data, teacher, str(tmp_path / method), cfg, log=lambda *a: None)
+    m = METHODS[method]
+    start = lambda stream: mnist_student(init=0.005, rng=cfg.rng(stream)).state_dict()
+    moved = lambda a, b: {k.split(".")[0] for k in a if not np.array_equal(a[k], b[k])}
+    layers = {"h0", "h1", "h2", "h3", "h4", "h5", "y"}
+    final = model.state_dict()
+    if m.stage1:
+        s1 = load_model(str(tmp_path / method / "stage1.model.npz")).state_dict()
+        assert moved(s1, start("stage1")) == {"h0", "h1", "h2", "h3"}, "stage 1 trains up to the guided layer"
+        assert moved(final, s1) == layers and moved(final, start(m.stream)) == layers
+        assert row["compute"]["epochs"] == 2 and row["settings"]["hint_epochs"] == 1
+    else:
+        assert moved(final, start(m.stream)) == layers and row["compute"]["epochs"] == 1
+    assert ("teacher" in row["settings"]) == m.teacher and ("tau" in row["settings"]) == m.kd
+    assert row["compute"]["steps"] == row["compute"]["epochs"] * (len(data.y_train) // cfg.batch_size)
