@@ -202,3 +202,50 @@ def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
     np.testing.assert_array_equal(s.y_test, parts["test_labels"])
     with pytest.raises(D.DataError, match="cannot hold out 30"):
         D.paper_split(x, y, xt, yt, n_val=30)
+
+
+def _labelled_split(n_train=2000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n_train + 300, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n_train + 300)
+    return D.Split(x[:n_train], y[:n_train], x[n_train:n_train + 100], y[n_train:n_train + 100], x[-200:], y[-200:])
+
+
+def test_training_subsets_are_what_they_claim():
+    s = _labelled_split()
+    a, b = D.training_subset(s, "random-500-s0"), D.training_subset(s, "random-500-s1")
+    assert len(a.y_train) == 500 and a.describe() == "train 500 (random-500-s0), validation 100, test 200"
+    # the same digits for the same seed, other digits for another, none repeated, none from validation or test
+    again = D.training_subset(s, "random-500-s0")
+    assert np.array_equal(a.x_train, again.x_train) and not np.array_equal(a.x_train, b.x_train)
+    flat = {x.tobytes() for x in a.x_train}
+    assert len(flat) == 500 and flat <= {x.tobytes() for x in s.x_train}
+    assert not flat & {x.tobytes() for x in np.concatenate([s.x_val, s.x_test])}
+    assert a.x_val is s.x_val and a.x_test is s.x_test           # every subset, the same held-out digits
+    bal = D.training_subset(s, "balanced-500-s0")
+    assert np.bincount(bal.y_train, minlength=10).tolist() == [50] * 10
+    assert D.training_subset(s, "all").describe() == "train 2000 (all), validation 100, test 200"
+    assert D.training_subset(s, "random-5000-s0").describe().startswith("train 2000 (random-5000-s0, only 2000)")
+    for bad in ("random-500", "balanced-55-s0", "thirds", "random-x-s0"):
+        with pytest.raises(D.DataError, match="training subset|multiple of 10"):
+            D.training_subset(s, bad)
+
+
+def test_the_embedded_rule_picks_the_first_500_of_each_class_split_as_shipped():
+    y = np.repeat(np.arange(10), 600)[np.random.default_rng(0).permutation(6000)]
+    idx = D.embedded_indices(y)
+    assert len(idx) == 3500 and len(set(idx)) == 3500
+    firsts = set(np.concatenate([np.flatnonzero(y == c)[:500] for c in range(10)]))
+    assert set(idx) <= firsts
+    later = D.embedded_indices(np.concatenate([y, y]), offset=6000)
+    assert set(later) == {i + 6000 for i in idx}          # the same rule further into the file
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="the full MNIST files are not beside the checkout")
+def test_the_embedded_subset_of_the_full_files_is_the_shipped_training_digits():
+    full, _ = D.mnist_split(MNIST_DIR)
+    emb, _ = D.mnist_split()
+    sub = D.training_subset(full, "embedded")
+    rows = lambda x: sorted(r.tobytes() for r in x.reshape(len(x), -1))
+    assert rows(sub.x_train) == rows(emb.x_train)   # the same 3,500 digits
+    assert sorted(sub.y_train.tolist()) == sorted(emb.y_train.tolist())

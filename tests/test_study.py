@@ -9,6 +9,7 @@ import pytest
 from tinyfit.experiments import EXPERIMENTS, plan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MNIST_DIR = os.path.join(HERE, "..", "..", "shared", "data", "mnist")
 
 
 def load_example(name):
@@ -25,6 +26,10 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys, monkeypatch):
     study = load_example("fitnets_study")
     out = str(tmp_path / "study")
     args = [experiment, "--quick", "--seeds", "0,1", "--out", out, "--no-progress"]
+    if EXPERIMENTS[experiment].full_data:   # it runs on the full files: they are beside the checkout, or it skips
+        if not os.path.isdir(MNIST_DIR):
+            pytest.skip("the full MNIST files are not in ../shared/data/mnist")
+        args += ["--data-dir", MNIST_DIR]
     info = study.main(args)
     rows = info["results"]
     runs = plan(experiment, [0, 1])
@@ -44,7 +49,8 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys, monkeypatch):
     assert "SMOKE RUN" in md and "better" not in md  # a smoke run's numbers mean nothing: no verdicts
     text = capsys.readouterr().out
     assert "SMOKE RUN" in text and "better" not in text
-    assert ("paired over 2 seeds" in text) == (experiment != "gradients")  # gradients compares no pairs
+    pairs = any(s["pairs"] for s in saved["summary"].values())   # a recording experiment compares none
+    assert ("paired over 2 seeds" in text) == pairs and pairs == (not EXPERIMENTS[experiment].recorder)
     if experiment == "depth":
         assert "5 maxout conv layers" in text and "multiplications per example" in text
     try:
@@ -52,17 +58,16 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys, monkeypatch):
         assert os.path.getsize(os.path.join(exp_dir, f"{experiment}.png")) > 1000
     except ImportError:
         pass
-    if experiment == "gradients":  # every step's trace is recorded: nothing resumed, all reused
+    if EXPERIMENTS[experiment].recorder:  # every step's trace is recorded: nothing resumed, all reused
         again = study.main(args + ["--resume"])
         assert [r["trace"] for r in again["results"]] == [r["trace"] for r in rows]
         # but never a trace recorded with another probe
         from dataclasses import replace
-        from tinyfit.experiments import EXPERIMENTS
         from tinyfit.pipeline import SettingsError
-        grad = EXPERIMENTS["gradients"]
-        monkeypatch.setitem(EXPERIMENTS, "gradients", replace(grad, recorder=replace(grad.recorder,
-                                                                                     probe=grad.recorder.probe - 1)))
-        with pytest.raises(SettingsError, match=r"gradients/init-code/seed0/backprop/result.json was made with "
+        exp = EXPERIMENTS[experiment]
+        monkeypatch.setitem(EXPERIMENTS, experiment, replace(exp, recorder=replace(exp.recorder,
+                                                                                   probe=exp.recorder.probe - 1)))
+        with pytest.raises(SettingsError, match=f"{runs[0].experiment}/{runs[0].name}/result.json was made with "
                                                 r"other settings: recorder="):
             study.main(args + ["--resume"])
         return
@@ -127,3 +132,15 @@ def test_a_study_on_a_folder_another_process_holds_is_refused(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"{out} is in use by process {os.getpid()}" in r.stderr
+
+
+def test_an_experiment_on_the_full_files_without_them_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    for name in (e.name for e in EXPERIMENTS.values() if e.full_data):
+        r = subprocess.run([sys.executable, os.path.join(HERE, "..", "examples", "fitnets_study.py"), name, "--quick",
+                            "--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+            f"error: {name} runs on the full MNIST files: give --data-dir DIR (a folder with the four standard IDX "
+            "files) or --download"]
+        assert not os.path.exists(tmp_path / "s")

@@ -181,9 +181,11 @@ class Split:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    origin: str = ""    # which training digits, when a subset (``training_subset``)
 
     def describe(self):
-        return (f"train {len(self.y_train)}, validation {len(self.y_val)}, test {len(self.y_test)}")
+        train = f"train {len(self.y_train)}" + (f" ({self.origin})" if self.origin else "")
+        return f"{train}, validation {len(self.y_val)}, test {len(self.y_test)}"
 
 
 def split_dataset(x, y, n_val, n_test=0, seed=0, x_test=None, y_test=None):
@@ -207,6 +209,68 @@ def paper_split(x, y, x_test, y_test, n_val=10_000):
         raise DataError(f"cannot hold out {n_val} validation digits from a training set of {len(y)}")
     k = len(y) - n_val
     return Split(x[:k], y[:k], x[k:], y[k:], x_test, y_test)
+
+
+EMBEDDED_PER_CLASS, EMBEDDED_SEED = 500, 12345   # the embedded digits' rule and their split's seed
+
+
+def embedded_indices(y_full, offset=0):
+    """Where the embedded training digits sit in the MNIST training file whose labels are
+    ``y_full`` (60,000): the first 500 of each class, grouped by class, split 3,500 / 500 /
+    1,000 as ``mnist_split`` splits them; returns the 3,500 training digits' indices. offset:
+    the same rule applied from digit ``offset`` of the file on (0: the embedded digits)."""
+    idx = np.concatenate([offset + np.flatnonzero(y_full[offset:] == c)[:EMBEDDED_PER_CLASS] for c in range(10)])
+    if len(idx) <= 1500:  # labels too few for the rule (a smoke run's): all that it selects
+        return idx
+    order = np.random.default_rng(EMBEDDED_SEED).permutation(len(idx))
+    return idx[order[1500:]]
+
+
+def subset_indices(y, n, seed, balanced=False):
+    """``n`` distinct indices into labels ``y``, drawn with generator ``seed``; balanced: n / 10
+    of each class (n must then be a multiple of 10). Sorted, so a subset is a set of digits."""
+    rng = np.random.default_rng(seed)
+    if not 0 < n <= len(y):
+        raise DataError(f"cannot draw {n} digits from {len(y)}")
+    if not balanced:
+        return np.sort(rng.choice(len(y), n, replace=False))
+    if n % 10:
+        raise DataError(f"a class-balanced subset needs a multiple of 10 digits, got {n}")
+    pools = [np.flatnonzero(y == c) for c in range(10)]
+    if min(len(p) for p in pools) < n // 10:
+        raise DataError(f"cannot draw {n // 10} digits of each class from these labels")
+    return np.sort(np.concatenate([rng.choice(p, n // 10, replace=False) for p in pools]))
+
+
+def training_subset(split, key):
+    """``split`` (the paper's split of the full files) with its training digits replaced by the
+    subset ``key`` of its training part; validation and test unchanged, so that every subset is
+    measured on the same held-out digits. key: 'embedded' (the digits that ship with tinyfit,
+    ``embedded_indices``: all within the first 6,000 of the file), 'rule-K' (the same rule from
+    digit K of the file on), 'all' (the whole training part), or 'random-N-sK' / 'balanced-N-sK'
+    (N digits drawn with seed K, class-balanced or not). A training part smaller than N (a
+    smoke run's) gives all of it, and says so."""
+    n_train, parts = len(split.y_train), key.split("-")
+    try:
+        if key == "embedded":
+            idx, wanted = embedded_indices(split.y_train), 10 * EMBEDDED_PER_CLASS - 1500
+        elif parts[0] == "rule" and len(parts) == 2:
+            idx, wanted = embedded_indices(split.y_train, int(parts[1])), 10 * EMBEDDED_PER_CLASS - 1500
+        elif key == "all":
+            idx = np.arange(n_train)
+            wanted = n_train
+        elif parts[0] in ("random", "balanced") and len(parts) == 3 and parts[2].startswith("s"):
+            wanted = int(parts[1])
+            idx = (subset_indices(split.y_train, wanted, int(parts[2][1:]), parts[0] == "balanced")
+                   if wanted <= n_train else np.arange(n_train))
+        else:
+            raise ValueError
+    except ValueError:
+        raise DataError(f"unknown training subset {key!r}: expected 'embedded', 'rule-K', 'all', 'random-N-sK' "
+                        "or 'balanced-N-sK'") from None
+    origin = key if len(idx) == wanted else f"{key}, only {len(idx)}"
+    return Split(split.x_train[idx], split.y_train[idx], split.x_val, split.y_val, split.x_test, split.y_test,
+                 origin=origin)
 
 
 def mnist_split(data_dir=None, quick=False):

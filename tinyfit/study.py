@@ -17,6 +17,7 @@ from concurrent.futures import as_completed
 from dataclasses import asdict, replace
 
 from .checkpoint import load_archive, load_model
+from .data import training_subset
 from .executors import InProcessExecutor, StudyError, check_executor, make_executor
 from .experiments import DEPTHS, EXPERIMENTS, Run, depth_students, guided_positions, plan
 from .experiments import experiment as experiment_record
@@ -55,11 +56,20 @@ def _worker_inputs(load_data, teacher_file, device):
     return _WORKER_CACHE[key]
 
 
-def run_config(cfg, run):
-    """The study's settings with the run's seed, init, hint weight and RMSProp floor, and the
-    epoch cap of a recording experiment: what the run is trained with."""
-    rec = EXPERIMENTS[run.experiment].recorder
+def run_data(run, data):
+    """The run's training data: ``data`` (the study's split), or its subset ``run.data``."""
+    return training_subset(data, run.data) if run.data else data
+
+
+def run_config(cfg, run, data):
+    """The study's settings with the run's seed, init, hint weight, RMSProp floor and budget,
+    and the epoch cap of a recording experiment: what the run is trained with (``data``: the
+    run's own, ``run_data``)."""
+    exp = EXPERIMENTS[run.experiment]
+    rec = exp.recorder
     budget = _RUN_BUDGETS[run.budget](cfg.budget)
+    if exp.budget_of:
+        budget = exp.budget_of(budget, len(data.y_train) // cfg.batch_size)
     return replace(cfg, seed=run.seed, init=run.init, hint_weight=run.beta or cfg.hint_weight,
                    rms_floor=run.floor or cfg.rms_floor, max_epochs=rec.epochs if rec else cfg.max_epochs,
                    budget=budget)
@@ -68,9 +78,9 @@ def run_config(cfg, run):
 def expected_settings(run, data, cfg, teacher):
     """What ``run`` depends on: its method's settings (``pipeline.run_settings``) under
     ``run_config``, and what its recorder probes. Written into its row when it is trained and
-    compared with the row's before a finished run is reused."""
+    compared with the row's before a finished run is reused. ``data``: the run's own."""
     rec = EXPERIMENTS[run.experiment].recorder
-    s = run_settings(run.method, data, run_config(cfg, run), run.student(cfg.pieces, cfg.pooling), teacher)
+    s = run_settings(run.method, data, run_config(cfg, run, data), run.student(cfg.pieces, cfg.pooling), teacher)
     return dict(s, recorder=rec.settings()) if rec else s
 
 
@@ -83,6 +93,9 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     stage1_from: the run whose finished stage 1 this one may take (its method's ``shares_stage1``)."""
     if data is None:
         data, teacher = _worker_inputs(load_data, teacher_file, cfg.device)
+    if run.data:  # the teacher's outputs are computed on the run's own training digits
+        data = run_data(run, data)
+        teacher = Teacher(teacher.model, data, teacher.row, teacher.settings)
     if log is None:
         log = lambda *m: print(f"{run.name}:", *m, flush=True)
     t0 = time.perf_counter()
@@ -93,7 +106,7 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
         # a trace must cover every recorded step, so a recorded run restarts rather than resumes
         resume, hooks = False, (GradientRecorder(data.x_val[:rec.probe], every=rec.every),)
     twin = _run_dir(exp_dir, stage1_from) if stage1_from is not None and not hooks else None
-    model, row = train_student(run.method, data, teacher, run_dir, run_config(cfg, run),
+    model, row = train_student(run.method, data, teacher, run_dir, run_config(cfg, run, data),
                                run.student(cfg.pieces, cfg.pooling), resume, log, step_hooks=hooks, stage1_from=twin)
     row = dict(row, experiment=run.experiment, run=run.name, commit=code_commit(),
                wall_seconds=round(time.perf_counter() - t0, 1),
@@ -130,7 +143,7 @@ def _finished(run, exp_dir, data, cfg, teacher):
     path = os.path.join(_run_dir(exp_dir, run), "result.json")
     done = _load_result(path)
     if done is not None:
-        check_settings(path, done.get("settings"), expected_settings(run, data, cfg, teacher))
+        check_settings(path, done.get("settings"), expected_settings(run, run_data(run, data), cfg, teacher))
     return done
 
 
