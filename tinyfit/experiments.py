@@ -51,6 +51,7 @@ class Run:
     floor: float = 0.0
     budget: str = ""
     data: str = ""          # its training digits when not the study's (``data.training_subset``)
+    teacher: int = 0        # its teacher's seed (0: the study's shared teacher)
 
     @property
     def cell(self):
@@ -68,6 +69,7 @@ class Run:
     def name(self):
         head = f"depth{self.depth}" if self.depth else f"init-{self.init}"
         head = f"data-{self.data}" if self.data else head
+        head += f"-teacher{self.teacher}" if self.teacher else ""
         tail = (f"-{self.guided}" if self.guided else "") + (f"-floor{self.floor:g}" if self.floor else "")
         if self.beta:
             tail += f"-beta{self.beta:g}"
@@ -109,7 +111,8 @@ class Experiment:
     the column pairs it compares (those present are kept). figure: 'bars', 'depth', 'curves' or
     'gradients'. recorder: what its runs trace (None: nothing). uses_depths: ``depths`` matters.
     place(run) -> (cell, column) when not the run's own. across_depths: add a cell comparing
-    FitNets' errors at each depth with the shallowest. describe(depths) -> lines printed before
+    FitNets' errors at each depth with the shallowest. across_cells: add a cell that pools
+    every cell's runs (seeds keyed by cell), compared by the same pairs. describe(depths) -> lines printed before
     it runs; extra_info(pieces, pooling) -> what its results file records besides the rows.
     full_data: it runs on the full MNIST files (``--data-dir``), with its own budget;
     teacher_init: the shared teacher's init when not the command line's default.
@@ -127,6 +130,7 @@ class Experiment:
     uses_depths: bool = False
     place: Callable | None = None
     across_depths: bool = False
+    across_cells: bool = False
     describe: Callable | None = None
     extra_info: Callable | None = None
     full_data: bool = False
@@ -378,8 +382,30 @@ DATA = Experiment(
                                           for m in methods],
     full_data=True, teacher_init="glorot", budget_of=_steps_budget)
 
+# -- teachers: the teacher as a factor ----------------------------------------------------------
+# every other experiment distils from one teacher (seed 0); KD against FitNets, as published and
+# at equal epochs, with the teachers of two more seeds (each trained once into <out>/teacher-seedK)
+TEACHER_SEEDS = (1, 2)
+
+
+def _teachers_plan(seeds, init, depths, methods):
+    runs = []
+    for k in (0,) + TEACHER_SEEDS:
+        exp = "teachers" if k else "init"   # teacher 0's runs are the init and compute experiments' own
+        runs += [r for s in seeds for r in (
+            Run(exp, "kd", s, "code", teacher=k), Run(exp, "fitnet", s, "code", teacher=k),
+            Run(exp if k else "compute", "fitnet", s, "code", budget="equal", teacher=k))]
+    return runs
+
+
+TEACHERS = Experiment(
+    "teachers", "Do KD and FitNets compare the same way with teachers of other seeds, as published and at equal "
+                "epochs?", "KD against FitNets with three teachers (seeds 0, 1, 2)", _MNIST_BUDGET, (0, 1, 2, 3, 4, 5),
+    _teachers_plan, pairs=lambda columns: [("kd", "fitnet"), ("kd", column_key("fitnet", budget="equal"))],
+    place=lambda run: (f"teacher {run.teacher}", run.column), across_cells=True)
+
 EXPERIMENTS = {e.name: e for e in (INIT, DEPTH, CURVES, ABLATE, POSITION, GRADIENTS, FLOOR, DEEP_FLOOR, COMPUTE,
-                                   FLOOR_GRADIENTS, FLOOR_DEPTH, TABLE4, DATA)}
+                                   FLOOR_GRADIENTS, FLOOR_DEPTH, TABLE4, DATA, TEACHERS)}
 
 
 def experiment(name):

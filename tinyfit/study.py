@@ -111,7 +111,7 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     row = dict(row, experiment=run.experiment, run=run.name, commit=code_commit(),
                wall_seconds=round(time.perf_counter() - t0, 1),
                **{k: v for k, v in asdict(run).items() if k not in ("experiment", "method")
-                  and not (k in _BUDGET_FIELDS and not v)})
+                  and not (k in _OPTIONAL_FIELDS and not v)})
     row["multiplications"] = multiplications(model)
     if hooks:
         row["trace"] = hooks[0].records
@@ -120,7 +120,7 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     return row
 
 
-_BUDGET_FIELDS = ("budget",)  # in a row only when set
+_OPTIONAL_FIELDS = ("budget", "data", "teacher")  # in a row only when set
 
 
 def _equal(b):
@@ -188,10 +188,13 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
         # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
         teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log,
                               accept_weak or smoke)
-        teacher_file = teacher_path or os.path.join(out, "teacher", "teacher.model.npz")
+        teachers = {0: (teacher, teacher_path or os.path.join(out, "teacher", "teacher.model.npz"))}
+        for k in sorted({r.teacher for r in runs} - {0}):  # other teachers' seeds: each trained once
+            folder = os.path.join(out, f"teacher-seed{k}")
+            teachers[k] = (get_teacher(data, folder, replace(cfg, seed=k), None, True, log, accept_weak or smoke),
+                           os.path.join(folder, "teacher.model.npz"))
         exp_dir = os.path.join(out, experiment)
-        rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor,
-                                    load_data, log)
+        rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teachers, resume, executor, load_data, log)
         place = exp.place or (lambda r: (r.cell, r.column))
         rows = [dict(rows[r.name], cell=place(r)[0], column=place(r)[1]) for r in runs]
         prov = provenance((info or {}).get("command"))
@@ -200,7 +203,10 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
                     summary=summarize(rows, experiment, smoke),
                     **invocations(os.path.join(exp_dir, "results.json"), resume, prov, time.perf_counter() - t0,
                                   trained=trained),
-                    train_seconds=round(teacher.row["seconds"] + sum(r["seconds"] for r in rows), 1))
+                    train_seconds=round(sum(t.row["seconds"] for t, _ in teachers.values())
+                                        + sum(r["seconds"] for r in rows), 1))
+        if len(teachers) > 1:
+            info["teachers"] = {str(k): t.row for k, (t, _) in teachers.items()}
         if exp.extra_info:
             info.update(exp.extra_info(cfg.pieces, cfg.pooling))
         write_results(exp_dir, info, rows)
@@ -211,12 +217,14 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
 
 
 
-def _train_runs(runs, experiment, exp_dir, data, cfg, teacher, teacher_file, resume, executor, load_data, log):
+def _train_runs(runs, experiment, exp_dir, data, cfg, teachers, resume, executor, load_data, log):
     """Reuse the finished runs, submit the others to ``executor``, collect their rows:
-    ({run name: row}, how many were trained). A failed run is reported and the others kept."""
+    ({run name: row}, how many were trained). ``teachers``: {teacher seed: (Teacher, its file)}.
+    A failed run is reported and the others kept."""
     local = isinstance(executor, InProcessExecutor)
     rows, futures = {}, {}
     for i, run in enumerate(runs, 1):
+        teacher, teacher_file = teachers[run.teacher]
         done = _finished(run, exp_dir, data, cfg, teacher) if resume or run.experiment != experiment else None
         if done is not None:
             log(f"[{i}/{len(runs)}] {run.name}: finished earlier")

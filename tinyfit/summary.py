@@ -26,6 +26,8 @@ ALPHA = 0.05  # the family-wise error rate of an experiment's verdicts
 CHANCE_LINE = 0.5
 # the cell comparing FitNets' errors across depths (its columns repeat runs shown in the per-depth cells)
 ACROSS_DEPTHS = "FitNets across depths"
+# the cell pooling every cell's runs (an experiment's ``across_cells``), seeds keyed by their cell
+ACROSS_CELLS = "all cells pooled"
 
 
 def choose_hint_weight(vals):
@@ -54,8 +56,9 @@ def _column_stats(errs, vals):
                 trained_mean=statistics.mean(trained) if trained else None)
 
 
-def _cells(rows, across_depths):
-    """{cell: {column: ({seed: test error}, {seed: validation error})}}, with the across-depths cell."""
+def _cells(rows, across_depths, across_cells=False):
+    """{cell: {column: ({seed: test error}, {seed: validation error})}}, with the across-depths
+    and pooled cells."""
     cells = {}
     for r in rows:
         c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
@@ -66,6 +69,14 @@ def _cells(rows, across_depths):
         fitnets = {cell: cols["fitnet"] for cell, cols in cells.items() if "fitnet" in cols}
         if len(fitnets) > 1:
             cells[ACROSS_DEPTHS] = dict(sorted(fitnets.items(), key=lambda kv: int(kv[0].split()[1])))
+    if across_cells and len(cells) > 1:
+        pooled = {}
+        for cell, cols in list(cells.items()):
+            for col, (errs, vals) in cols.items():
+                e, v = pooled.setdefault(col, ({}, {}))
+                e.update({f"{cell}/{s}": x for s, x in errs.items()})
+                v.update({f"{cell}/{s}": x for s, x in vals.items()})
+        cells[ACROSS_CELLS] = pooled
     return cells
 
 
@@ -96,13 +107,14 @@ def summarize(rows, experiment="init", smoke=False):
     "chosen" has each weight's mean validation and test errors over those seeds."""
     exp = EXPERIMENTS[experiment]
     out = {}
-    for cell, cols in _cells(rows, exp.across_depths).items():
+    for cell, cols in _cells(rows, exp.across_depths, exp.across_cells).items():
         stats = {col: _column_stats(dict(sorted(e.items())), dict(sorted(v.items()))) for col, (e, v) in cols.items()}
         chosen = _choose(cols, stats)
         present = list(stats)
         pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in exp.pairs(present)
                  if a in present and b in present]
-        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke, repeats=cell == ACROSS_DEPTHS)
+        out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke,
+                         repeats=cell in (ACROSS_DEPTHS, ACROSS_CELLS))
     _correct([p for s in out.values() for p in s["pairs"]], smoke)
     return out
 
