@@ -1,17 +1,6 @@
-"""The FitNets study on MNIST: what hints do, measured over seeds.
+"""The FitNets study on MNIST from a checkout: ``tinyfit study`` (tinyfit/cli/study.py).
 
-    python examples/fitnets_study.py EXPERIMENT         # one of the experiments listed below
-    python examples/fitnets_study.py depth --quick      # smoke run, under a minute
-    python examples/fitnets_study.py depth --jobs 2     # students in 2 local processes
-    python examples/fitnets_study.py depth --scheduler tcp://host:8786   # on a Dask cluster
-
-Every experiment shares one teacher (trained once into --out/teacher, or --teacher PATH) and
-trains each student run into its own folder under --out/EXPERIMENT; --resume skips finished
-runs and continues an interrupted one; runs another experiment defines (the init cells'
-students) are shared. Prints the mean test error over --seeds with its 95% interval and every
-seed's value, how many seeds left chance, and paired comparisons with 95% intervals; writes
-results.json, results.csv, summary.txt, summary.md and (with matplotlib: pip install
-'tinyfit[plot]') EXPERIMENT.png.
+    python examples/fitnets_study.py EXPERIMENT [--quick] [--resume] [--jobs N]   # --help lists them
 """
 from __future__ import annotations
 

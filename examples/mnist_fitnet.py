@@ -1,14 +1,8 @@
-"""FitNets on MNIST, end to end: a maxout teacher, then the same thin deep student trained
-by plain backprop, by knowledge distillation (KD), and by FitNets (stage 1 hints, stage 2 KD).
+"""FitNets on MNIST, end to end, from a checkout: ``tinyfit run`` (tinyfit/cli/run.py).
 
     python examples/mnist_fitnet.py                      # the 5,000 real digits that ship with tinyfit
     python examples/mnist_fitnet.py --data-dir DIR       # full MNIST IDX files: the paper's recipe
-    python examples/mnist_fitnet.py --download           # fetch them (SHA-256 verified) first
     python examples/mnist_fitnet.py --quick              # a smoke run of about a minute
-
-Writes to --out (default runs/mnist_fitnet): results.json, results.csv, every model
-(*.model.npz, loadable with tinyfit.load_model) and per-stage checkpoints; --resume
-continues an interrupted run where it stopped.
 """
 from __future__ import annotations
 

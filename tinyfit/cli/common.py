@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import tinyfit
 
@@ -71,8 +72,8 @@ def make_config(p, budget, epochs, **settings):
 
 
 def load_data(a):
-    """Set up the process (allocator, device) and return (Split, description) on the chosen
-    device, from --data-dir / --download or the embedded digits."""
+    """Set up the process (allocator, device) and return (Split, description, PipelineConfig)
+    on the chosen device, from --data-dir / --download or the embedded digits."""
     backend.tune_malloc()
     a.device = backend.check_device(a.device or backend.default_device())
     if a.download:
@@ -84,7 +85,7 @@ def load_data(a):
     if a.device != "cpu":
         split = D.Split(*(backend.to_device(getattr(split, f), a.device) for f in
                           ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")))
-    return split, source
+    return split, source, replace(a.cfg, device=a.device)
 
 
 def print_tail(info, command, folder, extra):

@@ -16,7 +16,6 @@ import argparse
 import importlib.util
 import os
 import sys
-from dataclasses import replace
 
 import tinyfit
 
@@ -67,8 +66,7 @@ def parse_args(argv=None, prog=PROG):
 
 def main(argv=None, prog=PROG):
     a = parse_args(argv, prog)
-    data, source = load_data(a)
-    cfg = replace(a.cfg, device=a.device)
+    data, source, cfg = load_data(a)
     names = {"code": "U(-0.005, 0.005)", "glorot": "Glorot uniform"}
     print(f"init: students {cfg.init} ({names[cfg.init]}), teacher {cfg.teacher_init} ({names[cfg.teacher_init]})",
           flush=True)

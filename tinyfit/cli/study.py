@@ -19,7 +19,6 @@ import argparse
 import functools
 import os
 import sys
-from dataclasses import replace
 
 from .. import data as D
 from .. import report
@@ -84,8 +83,7 @@ def parse_args(argv=None, prog=PROG):
 
 def main(argv=None, prog=PROG):
     a = parse_args(argv, prog)
-    data, source = load_data(a)
-    cfg = replace(a.cfg, device=a.device)
+    data, source, cfg = load_data(a)
     describe = EXPERIMENTS[a.experiment].describe
     for line in describe(a.depths) if describe else []:
         print(line, flush=True)
