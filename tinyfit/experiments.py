@@ -136,6 +136,8 @@ class Experiment:
     full_data: bool = False
     teacher_init: str | None = None
     budget_of: Callable | None = None
+    args: str = ""          # what its documented command adds (the full files' experiments)
+    out: str = "runs/study"
 
 
 # epoch budgets on the embedded digits, sized for 2 cores (docs/study.md: measured wall times);
@@ -350,7 +352,8 @@ TABLE4 = Experiment(
     "the paper's Table 4 on full MNIST (needs --data-dir): 30 epochs, FitNets 10 + 20",
     Budget(teacher=12, student=30, hints=10, patience=100, stage2=20), (0, 1, 2),
     lambda seeds, init, depths, methods: [Run("table4", m, s, "code") for s in seeds for m in methods],
-    full_data=True, teacher_init="glorot")
+    full_data=True, teacher_init="glorot", args="--data-dir DIR --out models/full_mnist --resume",
+    out="models/full_mnist")
 
 # -- data: is frozen backprop a property of the embedded digits? ---------------------------------
 # training sets of different origin and size from the full files' training part, every cell
@@ -381,7 +384,9 @@ DATA = Experiment(
     # backprop's runs first: its failure is the question
     lambda seeds, init, depths, methods: [Run("data", m, s, "code", data=d) for m in methods for d in DATA_SETS
                                           for s in seeds],
-    full_data=True, teacher_init="glorot", budget_of=_steps_budget)
+    full_data=True, teacher_init="glorot", budget_of=_steps_budget,
+    args="--data-dir DIR --out models/data --teacher models/full_mnist/teacher/teacher.model.npz --resume",
+    out="models/data")
 
 # -- teachers: the teacher as a factor ----------------------------------------------------------
 # every other experiment distils from one teacher (seed 0); KD against FitNets, as published and

@@ -338,8 +338,9 @@ def _questions(view):
 def _regenerate(view):
     """How to regenerate each experiment's results: its command and the copy into docs/results."""
     lines = ["| results | command | copy in |", "|---|---|---|"]
-    return "\n".join(lines + [f"| `{e.name}` | `{STUDY} {e.name}` | `python examples/publish_results.py --add {e.name} "
-                               f"runs/study/{e.name}` |" for e in view["experiments"]])
+    return "\n".join(lines + [f"| `{e.name}` | `{STUDY} {e.name}{' ' + e.args if e.args else ''}` | "
+                               f"`python examples/publish_results.py --add {e.name} {e.out}/{e.name}` |"
+                               for e in view["experiments"]])
 
 
 TABLES = {"compute": _compute, "commands": _commands, "questions": _questions, "regenerate": _regenerate,
