@@ -117,3 +117,46 @@ def test_nested_no_grad_blocks_restore_the_outer_state():
     except KeyError:
         pass
     assert tf.is_grad_enabled()  # restored on an exception too
+
+
+# -- composite graphs: each op's gradient is checked alone elsewhere; here whole graphs are, end to
+# end, against central differences (shared subexpressions, branches of different depth, constants
+# joining deep nodes, reductions broadcast back, several outputs)
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_UNARY = (lambda a: F.exp(a * 0.3), lambda a: -a, lambda a: a * 2.5 + 1.0, lambda a: F.sqrt(a * a + 1.0),
+          lambda a: F.sum(a, axis=0, keepdims=True) + a, lambda a: a / (F.exp(a * 0.1) + 1.0))
+_BINARY = (lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / (b * b + 1.0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(2, 3),
+       st.lists(st.tuples(st.booleans(), st.integers(0, 5), st.integers(0, 99), st.integers(0, 99)),
+                min_size=1, max_size=12),
+       st.integers(1, 3), st.integers(0, 2 ** 31))
+def test_random_composite_graphs_backprop_like_central_differences(rows, cols, n_in, program, n_out, seed):
+    rng = np.random.default_rng(seed)
+    xs = [Tensor(rng.normal(size=(rows, cols)), requires_grad=True) for _ in range(n_in)]
+
+    def fn(*inputs):
+        pool = list(inputs)
+        for binary, op, i, j in program:   # operands drawn from every node so far: shared, uneven depths
+            a, b = pool[i % len(pool)], pool[j % len(pool)]
+            pool.append(_BINARY[op % len(_BINARY)](a, b) if binary else _UNARY[op](a))
+        outs = pool[-n_out:]
+        return tuple(o * float(k + 1) for k, o in enumerate(outs)) if n_out > 1 else outs[0]
+
+    assert tf.gradcheck(fn, xs, seed=seed % 1000, directions=2)
+
+
+def test_a_fixed_graph_with_a_shared_deep_node_and_a_constant_join():
+    x = Tensor(np.array([[0.3, -1.2], [2.0, 0.5]]), requires_grad=True)
+    y = Tensor(np.array([[1.5, 0.1], [-0.4, 0.8]]), requires_grad=True)
+
+    def fn(x, y):
+        deep = x
+        for _ in range(5):
+            deep = F.exp(deep * 0.2) * y
+        shallow = x * y
+        return deep * shallow + (deep + 3.0) / (shallow * shallow + 1.0), F.sum(deep, axis=1, keepdims=True) - x
+    assert tf.gradcheck(fn, [x, y], directions=3)

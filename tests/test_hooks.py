@@ -59,3 +59,25 @@ def test_activation_scales_and_layer_norms_by_hand():
     w = model["h0"].state_dict()
     assert np.isclose(norms["h0"], np.sqrt(sum((v.astype(np.float64) ** 2).sum() for v in w.values())))
     assert model.training  # the mode is restored
+
+
+def test_no_update_is_recorded_across_a_stage_boundary():
+    """The last step of one stage and the first of the next are different optimisations (stage 2
+    starts from other weights): the difference of their weights is not an update."""
+    from types import SimpleNamespace
+    from tinyfit.nn import Linear
+    layer = Linear(in_features=2, out_features=2, rng=np.random.default_rng(0))
+    rec = GradientRecorder()
+
+    def step(stage, shift):
+        for p in layer.parameters():
+            p.grad = np.ones_like(p.data)
+        rec(SimpleNamespace(stage=stage, epoch=1, step=0, loss=1.0, modules={"model": layer}))
+        for p in layer.parameters():
+            p.data = p.data + shift
+    step("stage1", 0.5)       # this step's update moves every weight by 0.5 ...
+    step("stage1", 3.0)
+    step("fitnet", 0.0)       # ... but the 3.0 before the stage boundary is not stage 1's update
+    n = sum(p.data.size for p in layer.parameters())
+    assert np.isclose(rec.records[0]["update"]["model"], 0.5 * np.sqrt(n))
+    assert "update" not in rec.records[1] and "update" not in rec.records[2]

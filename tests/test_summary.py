@@ -131,3 +131,40 @@ def test_the_verdicts_of_an_experiment_are_holm_corrected_together():
                    {i: v for i, v in enumerate((.070, .080, .060, .070))})["verdict"] == "FitNets (hints + KD) better"
     md = format_markdown(summarize(rows))
     assert "3 tests in this experiment, one family" in md and "| paired t |" in md
+
+
+def test_the_printed_summary_says_what_the_numbers_are():
+    """format_summary's pair lines parsed back: the difference, its interval, which side was lower
+    on how many seeds and the verdict are the pair's own, a against b in that order."""
+    import re
+    from tinyfit.report import format_summary
+    rows = _rows("init code", {"backprop": (.085, .080, .085, .082), "kd": (.080, .085, .078, .090),
+                               "fitnet": (.070, .080, .060, .070)})
+    s = summarize(rows)
+    text = format_summary(s, "init")
+    line = re.compile(r"  (\S+) - (\S+): ([+-]\d+\.\d\d) points, 95% CI \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\] "
+                      r"\(paired over (\d+) seeds; \1 lower in (\d+), \2 lower in (\d+); paired t, p (\S+), "
+                      r"Holm (\S+)\): (.+)$")
+    got = [line.match(x).groups() for x in text.splitlines() if line.match(x)]
+    want = s["init code"]["pairs"]
+    assert len(got) == len(want) == 3
+    for g, p in zip(got, want):
+        assert (g[0], g[1]) == (p["a"], p["b"])
+        assert [float(v) for v in g[2:5]] == [round(100 * p[k], 2) for k in ("mean_diff", "low", "high")]
+        assert (int(g[5]), int(g[6]), int(g[7])) == (p["n"], p["a_wins"], p["b_wins"])
+        assert float(g[8]) == pytest.approx(p["p"], rel=0.05) and g[10] == p["verdict"]
+    # kd - fitnet: fitnet lower on all 4 seeds, kd on none
+    kf = next(g for g in got if g[:2] == ("kd", "fitnet"))
+    assert (kf[6], kf[7]) == ("0", "4")
+    assert text.splitlines()[-1] == ("verdicts: Holm-corrected over the 3 tests of this experiment "
+                                     "(family-wise error 5%)")
+
+
+def test_a_smoke_summary_is_marked_as_such_everywhere():
+    from tinyfit.report import SMOKE_NOTE, errors_table, format_summary
+    rows = _rows("init code", {"backprop": (.91, .90), "kd": (.10, .08)})
+    s = summarize(rows, smoke=True)
+    assert format_summary(s).splitlines()[0] == SMOKE_NOTE
+    assert errors_table(s).startswith(f"**{SMOKE_NOTE}**")
+    assert all(p["verdict"] == "smoke run: no verdict" for c in s.values() for p in c["pairs"])
+    assert SMOKE_NOTE not in format_summary(summarize(rows))
