@@ -23,7 +23,7 @@ from .experiments import DEPTHS, EXPERIMENTS, Run, depth_students, guided_positi
 from .experiments import experiment as experiment_record
 from .files import atomic_write, output_folder
 from .hooks import GradientRecorder
-from .methods import METHODS
+from .methods import METHODS, PAPER_METHODS
 from .models import multiplications
 from .pipeline import Teacher, check_settings, get_teacher, invocations, run_settings, train_student, write_results
 from .provenance import code_commit, provenance
@@ -157,7 +157,8 @@ def _stage1_source(run, runs):
 
 
 def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=False, depths=DEPTHS,
-              log=print, info=None, executor=None, load_data=None, smoke=False, present=None, accept_weak=False):
+              log=print, info=None, executor=None, load_data=None, smoke=False, present=None, accept_weak=False,
+              methods=PAPER_METHODS):
     """Train every run of ``experiment`` (after the teacher shared by all experiments in
     ``out``: trained into ``<out>/teacher`` once, or ``teacher_path``) and write
     ``<out>/<experiment>/results.json`` and ``results.csv``; ``present(exp_dir, info)`` then
@@ -175,11 +176,13 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
     rounding). A failed run is reported with its seed and configuration; the finished ones
     are kept and ``resume=True`` trains only what is missing. smoke: a smoke run (``--quick``):
     its numbers mean nothing, and the summary says so instead of giving verdicts (and a teacher
-    at chance is accepted with a warning, as with ``accept_weak``). Returns the info dict."""
+    at chance is accepted with a warning, as with ``accept_weak``). methods: the paper's methods
+    the experiment plans (a part of an experiment, its results file says which). Returns the
+    info dict."""
     t0 = time.perf_counter()
     exp = experiment_record(experiment)
     seeds = list(exp.seeds if seeds is None else seeds)
-    runs = plan(experiment, seeds, cfg.init, depths)
+    runs = plan(experiment, seeds, cfg.init, depths, methods)
     executor = executor or InProcessExecutor()
     if not isinstance(executor, InProcessExecutor) and (load_data is None or cfg.device != "cpu"):
         raise ValueError("runs in worker processes need load_data (a picklable callable returning the data) "
@@ -199,6 +202,7 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
         rows = [dict(rows[r.name], cell=place(r)[0], column=place(r)[1]) for r in runs]
         prov = provenance((info or {}).get("command"))
         info = dict(info or {}, provenance=prov, experiment=experiment, seeds=seeds, split=data.describe(),
+                    **({"methods": list(methods)} if tuple(methods) != PAPER_METHODS else {}),
                     budget=asdict(cfg.budget), init=cfg.init, device=cfg.device, teacher=teacher.row, smoke=smoke,
                     summary=summarize(rows, experiment, smoke),
                     **invocations(os.path.join(exp_dir, "results.json"), resume, prov, time.perf_counter() - t0,

@@ -23,6 +23,7 @@ import sys
 from .. import data as D
 from .. import report
 from ..experiments import DEPTHS, EXPERIMENTS, plan
+from ..methods import PAPER_METHODS
 from ..pipeline import BUDGETS, ConfigError, SettingsError
 from ..study import StudyError, check_executor, make_executor, run_study
 from .common import CLI_ERRORS, add_common_args, check_common_args, load_data, make_config, print_tail
@@ -43,6 +44,8 @@ def parse_args(argv=None, prog=PROG):
     p.add_argument("--epochs", type=int, help="epoch budget of every student (stage 1: half)")
     p.add_argument("--init", choices=["code", "glorot"], default="code",
                    help="students' init for depth, curves and position (init and ablate run both)")
+    p.add_argument("--methods", default=",".join(PAPER_METHODS),
+                   help="the paper's methods the experiment runs (default all three; the results say which)")
     p.add_argument("--depths", default=",".join(map(str, DEPTHS)),
                    help="conv layers of the depth students (deep-floor: the deepest)")
     p.add_argument("--jobs", type=int, help="train the students in N local worker processes (CPU)")
@@ -57,7 +60,10 @@ def parse_args(argv=None, prog=PROG):
         p.error(f"--seeds and --depths take comma-separated integers, e.g. --seeds 0,1,2; got {a.seeds!r}, "
                 f"{a.depths!r}")
     try:  # each setting is checked once, by the library; a refusal becomes a usage error naming the flag
-        runs = plan(a.experiment, a.seeds, a.init, a.depths)
+        a.methods = tuple(m for m in a.methods.split(",") if m)
+        if not a.methods or not set(a.methods) <= set(PAPER_METHODS) or len(set(a.methods)) < len(a.methods):
+            raise ConfigError("methods", f"must be distinct names from {', '.join(PAPER_METHODS)}, got {a.methods}")
+        runs = plan(a.experiment, a.seeds, a.init, a.depths, a.methods)
         check_executor(a.jobs, a.scheduler)
     except ConfigError as e:
         p.error(f"--{e.field} {e.reason}")
@@ -92,7 +98,7 @@ def main(argv=None, prog=PROG):
     # workers load the data themselves (the same call as here) and the teacher from its file
     load = functools.partial(D.mnist_split, a.data_dir, a.quick)
     with make_executor(a.jobs, a.scheduler) as executor:
-        info = run_study(a.experiment, data, a.out, cfg, a.seeds, a.teacher, a.resume, a.depths, log,
+        info = run_study(a.experiment, data, a.out, cfg, a.seeds, a.teacher, a.resume, a.depths, log, methods=a.methods,
                          info={"data": source, "command": command}, executor=executor, load_data=load, smoke=a.quick,
                          present=report.write_study, accept_weak=a.accept_weak_teacher)
     print("\n" + report.format_summary(info["summary"], a.experiment))
