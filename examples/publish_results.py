@@ -58,6 +58,8 @@ def main(argv=None):
     for name, src in a.add:
         add(name, src)
     if not a.no_figures:
+        path = report.method_figure(os.path.join(ROOT, "docs", "method.png"))
+        print(f"figure: {os.path.relpath(path, ROOT)}")
         for name in sorted(os.listdir(RESULTS)) if os.path.isdir(RESULTS) else []:
             if os.path.exists(os.path.join(RESULTS, name, "results.json")):
                 path = report.figure(RESULTS, name)

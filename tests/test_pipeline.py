@@ -226,3 +226,28 @@ def test_each_method_trains_what_it_says(method, tmp_path):
         assert moved(final, start(m.stream)) == layers and row["compute"]["epochs"] == 1
     assert ("teacher" in row["settings"]) == m.teacher and ("tau" in row["settings"]) == m.kd
     assert row["compute"]["steps"] == row["compute"]["epochs"] * (len(data.y_train) // cfg.batch_size)
+
+
+def test_the_exported_fitnets_student_holds_no_regressor(tmp_path):
+    """Stage 2's model file (what a user loads and exports) has exactly the student's weights: the
+    regressor of stage 1 is not in it, nor in its ONNX export."""
+    import dataclasses
+    from tinyfit.checkpoint import load_archive
+    from tinyfit.models import mnist_student
+    data = digits()
+    teacher = get_teacher(data, str(tmp_path / "t"), CFG, log=lambda *a: None, accept_weak=True)
+    train_student("fitnet", data, teacher, str(tmp_path / "f"), dataclasses.replace(CFG), log=lambda *a: None)
+    arrays, _ = load_archive(str(tmp_path / "f" / "fitnet.model.npz"), "model")
+    want = {k: v.shape for k, v in mnist_student().state_dict().items()}
+    assert {k: v.shape for k, v in arrays.items()} == want
+    stage1, _ = load_archive(str(tmp_path / "f" / "stage1.model.npz"), "model")
+    assert not any("regressor" in k for k in stage1)
+    pytest.importorskip("onnx")
+    import onnx
+    import tinyfit
+    path = tinyfit.export_onnx(load_model(str(tmp_path / "f" / "fitnet.model.npz")), str(tmp_path / "s.onnx"))
+    inits = onnx.load(path).graph.initializer
+    n_weights = sum(int(np.prod(v)) for v in want.values())
+    # the student's weights and a few shape constants; the regressor alone would add 1,632
+    assert n_weights <= sum(int(np.prod(i.dims)) for i in inits) <= n_weights + 100
+    assert not any("regressor" in i.name for i in inits)

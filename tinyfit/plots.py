@@ -276,3 +276,58 @@ def gradient_flow(rows, path, title="", sizes=None, floor=None):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return _save(fig, path)
+
+
+def method_diagram(teacher, student, hint, guided, regressor, path):
+    """The method in one picture, three panels: the teacher (frozen; its hint layer marked),
+    stage 1 (the student's layers up to the guided layer and the regressor trained on the hint
+    loss; the layers above unused) and stage 2 (every student layer trained on the KD loss from
+    stage 1's weights; the regressor discarded). teacher, student: [(layer, description)] from
+    the input up; hint, guided: layer names; regressor: its description."""
+    plt = _plt()
+    from matplotlib.patches import FancyBboxPatch
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5.6))
+    trained, unused, frozen, reg_c = "#98df8a", "0.9", "#9ecae1", "#ffbb78"
+
+    def box(ax, x, y, w, h, text, fc, ec="0.3", ls="-", color="k"):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.005", fc=fc, ec=ec, lw=1.2, ls=ls))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=6.8, color=color)
+
+    def column(ax, layers, colour_of, x, w):
+        pos = {}
+        for i, (name, desc) in enumerate(layers):
+            y = 0.06 + i * 0.8 / len(layers)
+            fc, ec = colour_of(name)
+            box(ax, x, y, w, 0.09, f"{name}: {desc}", fc, ec)
+            pos[name] = y
+        return pos
+
+    lower = [n for n, _ in student][:[n for n, _ in student].index(guided) + 1]
+    ax = axes[0]
+    y = column(ax, teacher, lambda n: (frozen, "#d62728" if n == hint else "0.3"), 0.05, 0.7)[hint]
+    ax.annotate("hint", (0.75, y + 0.04), (0.82, y + 0.04), fontsize=8, color="#d62728", va="center",
+                arrowprops=dict(arrowstyle="->", color="#d62728"))
+    ax.set_title("teacher\n(trained first, then frozen)", fontsize=9)
+    ax = axes[1]
+    y = column(ax, student, lambda n: (trained if n in lower else unused, "0.3"), 0.13, 0.52)[guided]
+    ax.annotate("guided", (0.13, y + 0.045), (0.0, y + 0.045), fontsize=7.5, va="center",
+                arrowprops=dict(arrowstyle="->"))
+    box(ax, 0.69, y + 0.14, 0.3, 0.13, "regressor\n" + regressor, reg_c)
+    ax.annotate("", (0.84, y + 0.14), (0.65, y + 0.045), arrowprops=dict(arrowstyle="->", color="0.3"))
+    ax.text(0.84, y + 0.3, "hint loss:\n|hint - r(guided)|^2 / 2", ha="center", fontsize=7.5)
+    ax.set_title("stage 1: the green layers and the regressor\ntrained on the hint loss; the grey ones unused",
+                 fontsize=9)
+    ax = axes[2]
+    column(ax, student, lambda n: (trained, "0.3"), 0.13, 0.52)
+    box(ax, 0.69, y + 0.14, 0.3, 0.13, "regressor\ndiscarded", "white", "0.6", "--", "0.5")
+    ax.text(0.5, 0.89, "KD loss: CE(labels) + lambda x CE(teacher, student),\nboth softened at temperature tau",
+            ha="center", fontsize=7.5)
+    ax.set_title("stage 2: every layer trained on KD,\nthe green ones of stage 1 starting from its weights",
+                 fontsize=9)
+    for ax in axes:
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.axis("off")
+    fig.text(0.5, 0.02, "the exported student (model file, ONNX) holds the student's layers only", ha="center",
+             fontsize=8.5, color="0.3")
+    return _save(fig, path)

@@ -578,6 +578,30 @@ def figure_of(experiment, rows, summary, path, split, n_seeds, smoke=False):
     return FIGURES[kind](rows, summary, path, title)
 
 
+def method_figure(path, pieces="code", pooling="ceil"):
+    """The method's figure (``plots.method_diagram``), drawn from the paper's MNIST teacher and
+    student as the library builds them, so that it follows the code."""
+    from . import plots
+    from .fitnets import layer_shape, make_regressor
+    from .models import STUDENT_GUIDED, TEACHER_HINT, mnist_student, mnist_teacher
+    teacher, student = mnist_teacher(pieces, pooling), mnist_student(pieces, pooling)
+
+    def layers(model):
+        out = []
+        for n in model.layer_names:
+            weights = sum(int(p.data.size) for p in model[n].parameters())
+            if weights:
+                shape = "x".join(map(str, layer_shape(model, n, model.input_shape)))
+                kind = "maxout conv" if hasattr(model[n], "pieces") else "softmax"
+                out.append((n, f"{kind}, {shape}\n{weights:,} weights"))
+        return out
+    reg = make_regressor(student, STUDENT_GUIDED, teacher, TEACHER_HINT, student.input_shape,
+                         pieces=teacher[TEACHER_HINT].pieces)
+    desc = (f"{reg.kernel}x{reg.kernel} maxout conv\n{reg.guided_shape[2]} -> {reg.hint_shape[2]} channels\n"
+            f"{sum(int(p.data.size) for p in reg.parameters()):,} weights")
+    return plots.method_diagram(layers(teacher), layers(student), TEACHER_HINT, STUDENT_GUIDED, desc, path)
+
+
 def write_study(exp_dir, info, figure=True):
     """Write a study's ``summary.txt``, ``summary.md`` and (with matplotlib and ``figure``)
     ``<experiment>.png`` into ``exp_dir``; returns {"figure": its path} or {}."""
