@@ -226,6 +226,7 @@ def test_training_subsets_are_what_they_claim():
     assert np.bincount(bal.y_train, minlength=10).tolist() == [50] * 10
     assert D.training_subset(s, "all").describe() == "train 2000 (all), validation 100, test 200"
     assert D.training_subset(s, "random-5000-s0").describe().startswith("train 2000 (random-5000-s0, only 2000)")
+    assert "(rule-5000, only " in D.training_subset(s, "rule-5000").describe()   # past the digits: from 0
     for bad in ("random-500", "balanced-55-s0", "thirds", "random-x-s0"):
         with pytest.raises(D.DataError, match="training subset|multiple of 10"):
             D.training_subset(s, bad)

@@ -255,7 +255,8 @@ def training_subset(split, key):
         if key == "embedded":
             idx, wanted = embedded_indices(split.y_train), 10 * EMBEDDED_PER_CLASS - 1500
         elif parts[0] == "rule" and len(parts) == 2:
-            idx, wanted = embedded_indices(split.y_train, int(parts[1])), 10 * EMBEDDED_PER_CLASS - 1500
+            offset = int(parts[1]) if int(parts[1]) < n_train else 0   # past a smoke run's digits: from 0
+            idx, wanted = embedded_indices(split.y_train, offset), 10 * EMBEDDED_PER_CLASS - 1500
         elif key == "all":
             idx = np.arange(n_train)
             wanted = n_train

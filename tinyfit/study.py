@@ -188,14 +188,8 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
         raise ValueError("runs in worker processes need load_data (a picklable callable returning the data) "
                          "and device 'cpu'")
     with output_folder(out):
-        # one teacher for every experiment in ``out``: trained once, then reused (its settings checked)
-        teacher = get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log,
-                              accept_weak or smoke)
-        teachers = {0: (teacher, teacher_path or os.path.join(out, "teacher", "teacher.model.npz"))}
-        for k in sorted({r.teacher for r in runs} - {0}):  # other teachers' seeds: each trained once
-            folder = os.path.join(out, f"teacher-seed{k}")
-            teachers[k] = (get_teacher(data, folder, replace(cfg, seed=k), None, True, log, accept_weak or smoke),
-                           os.path.join(folder, "teacher.model.npz"))
+        teachers = _teachers(runs, data, out, cfg, teacher_path, log, accept_weak or smoke)
+        teacher = teachers[0][0]
         exp_dir = os.path.join(out, experiment)
         rows, trained = _train_runs(runs, experiment, exp_dir, data, cfg, teachers, resume, executor, load_data, log)
         place = exp.place or (lambda r: (r.cell, r.column))
@@ -219,6 +213,19 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
     info["results"] = rows
     return info
 
+
+
+def _teachers(runs, data, out, cfg, teacher_path, log, accept_weak):
+    """{teacher seed: (Teacher, its file)} for ``runs``: the one teacher every experiment in
+    ``out`` shares (seed 0: trained once into <out>/teacher, or ``teacher_path``), and any
+    other seed's (trained once into <out>/teacher-seedK); reused with their settings checked."""
+    teachers = {0: (get_teacher(data, os.path.join(out, "teacher"), replace(cfg, seed=0), teacher_path, True, log,
+                                accept_weak), teacher_path or os.path.join(out, "teacher", "teacher.model.npz"))}
+    for k in sorted({r.teacher for r in runs} - {0}):
+        folder = os.path.join(out, f"teacher-seed{k}")
+        teachers[k] = (get_teacher(data, folder, replace(cfg, seed=k), None, True, log, accept_weak),
+                       os.path.join(folder, "teacher.model.npz"))
+    return teachers
 
 
 def _train_runs(runs, experiment, exp_dir, data, cfg, teachers, resume, executor, load_data, log):

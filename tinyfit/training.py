@@ -312,8 +312,7 @@ def fit(*, stage, modules, optimizer, loss_fn, val_fn, n_train, cfg, rng, ckpt_p
             _run_epoch(state, order, run)
             val = float(val_fn())
             clock.lap()
-            rec = state.sums.record(state.epoch, val)
-            state.history.append(rec)
+            state.history.append(rec := state.sums.record(state.epoch, val))
             if val < state.best_val:
                 state.best_val, state.best_epoch, state.bad_epochs = val, state.epoch, 0
                 best = _states(modules)
