@@ -207,16 +207,17 @@ def _positions(view):
 
 
 def trace_summary(rows):
-    """{regime: {layer: {grad0, grad1, update0, update1, act0, act1}}}: per regime of the
-    gradients experiment ('backprop', 'kd', 'stage1', 'stage2') and layer, the geometric mean
-    over seeds of the gradient norm, the update norm and the output scale at the first step
-    (0) and at the last recorded one (1)."""
+    """{regime: {layer: {grad0, grad1, update0, update1, act0, act1, rms0, rms1}}}: per regime
+    of the gradients experiment ('backprop', 'kd', 'stage1', 'stage2') and layer, the geometric
+    mean over seeds of the gradient norm, the update norm, the output scale and the
+    per-element gradient (the norm over the square root of the layer's weight count, what
+    RMSProp's floor is compared with) at the first step (0) and at the last recorded one (1)."""
     import math
     from .plots import GRADIENT_PANELS
 
     def gmean(vals):
         return math.exp(sum(math.log(max(v, 1e-300)) for v in vals) / len(vals)) if vals else None
-    out = {}
+    sizes, out = _layer_sizes(), {}
     for method, stage, _ in GRADIENT_PANELS:
         traces = [[t for t in r["trace"] if t["stage"] == stage] for r in rows if r["method"] == method]
         traces = [t for t in traces if t]
@@ -231,6 +232,9 @@ def trace_summary(rows):
                 recs = [q for q in recs if q]
                 cell[name + "0"] = gmean([q[0][field][layer] for q in recs])
                 cell[name + "1"] = gmean([q[-1][field][layer] for q in recs])
+            size = sizes.get(layer)
+            cell.update({f"rms{i}": cell[f"grad{i}"] / math.sqrt(size) if size and cell[f"grad{i}"] is not None
+                         else None for i in (0, 1)})
             out[regime][layer] = cell
     return out
 
@@ -241,12 +245,13 @@ REGIMES = {"backprop": "backprop", "kd": "KD", "stage1": "FitNets stage 1 (hints
 def _gradients(view):
     """Per regime and layer: the gradient norm, the update norm and the output scale at the
     first step and at the last recorded one (``trace_summary``)."""
-    lines = ["| regime | layer | gradient norm, first step | last step | update norm, first step | last step | "
-             "output scale, first step | last step |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| regime | layer | gradient norm, first step | last step | per element, first step | last step | "
+             "update norm, first step | last step | output scale, first step | last step |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "" if v is None else f"{v:.2g}"
     for regime, layers in view["trace"].items():
         for layer, c in layers.items():
-            cells = [fmt(c[k]) for k in ("grad0", "grad1", "update0", "update1", "act0", "act1")]
+            cells = [fmt(c[k]) for k in ("grad0", "grad1", "rms0", "rms1", "update0", "update1", "act0", "act1")]
             lines.append(f"| {REGIMES[regime]} | {layer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
