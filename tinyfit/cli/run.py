@@ -81,6 +81,9 @@ def main(argv=None, prog=PROG):
                                        os.path.join(a.out, f"{m}.onnx"))
             print(f"ONNX: {path}", flush=True)
     print("\n" + format_table(info["results"]))
+    b = cfg.budget  # the regime of these numbers, in the same breath (docs/study.md: they depend on it)
+    print(f"regime: {data.describe()} ({source}); students {b.student} epochs, FitNets' stage 1 "
+          f"{b.hints} more; one seed ({cfg.seed})")
     if a.quick:
         print("SMOKE RUN (--quick): 512 training digits and 1-2 epochs; these numbers mean nothing.")
     print_tail(info, info["command"], a.out, "")
