@@ -56,6 +56,22 @@ def _worker_inputs(load_data, teacher_file, device):
     return _WORKER_CACHE[key]
 
 
+_SUBSET_CACHE = {}  # the last training subset and its teacher: consecutive runs (seeds) share them
+
+
+def _subset_inputs(run, data, teacher):
+    """The run's training subset and the teacher over it (its logits and hints are computed on
+    those digits, once for every run of the same subset in a row)."""
+    key = (run.data, teacher.fingerprint)
+    base, sub, t = _SUBSET_CACHE.get(key, (None, None, None))
+    if base is not data:  # the cache holds the study's data itself, so an id is never reused
+        _SUBSET_CACHE.clear()
+        sub = run_data(run, data)
+        t = Teacher(teacher.model, sub, teacher.row, teacher.settings)
+        _SUBSET_CACHE[key] = (data, sub, t)
+    return sub, t
+
+
 def run_data(run, data):
     """The run's training data: ``data`` (the study's split), or its subset ``run.data``."""
     return training_subset(data, run.data) if run.data else data
@@ -93,9 +109,8 @@ def train_run(run, exp_dir, cfg, resume, data=None, teacher=None, load_data=None
     stage1_from: the run whose finished stage 1 this one may take (its method's ``shares_stage1``)."""
     if data is None:
         data, teacher = _worker_inputs(load_data, teacher_file, cfg.device)
-    if run.data:  # the teacher's outputs are computed on the run's own training digits
-        data = run_data(run, data)
-        teacher = Teacher(teacher.model, data, teacher.row, teacher.settings)
+    if run.data:
+        data, teacher = _subset_inputs(run, data, teacher)
     if log is None:
         log = lambda *m: print(f"{run.name}:", *m, flush=True)
     t0 = time.perf_counter()
