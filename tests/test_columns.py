@@ -19,6 +19,9 @@ def test_the_published_spellings():
     assert column_label("fitnet") == "FitNets (hints + KD)"
     assert column_key("kd", budget="long") == "kd budget=long" and parse_column("fitnet budget=equal").budget == "equal"
     assert column_label("fitnet budget=equal") == "FitNets (hints + KD), stage 1 + stage 2 in the one-stage epochs"
+    assert column_key("backprop", classes="rebalanced") == "backprop classes=rebalanced"
+    assert parse_column("backprop classes=skewed") == Column("backprop", classes="skewed")
+    assert column_label("backprop classes=rebalanced") == "backprop, classes rebalanced"
 
 
 @given(st.sampled_from(ALL_METHODS), st.sampled_from([0.0, 1e-8, 3e-7, 0.5]),

@@ -232,6 +232,32 @@ def test_training_subsets_are_what_they_claim():
             D.training_subset(s, bad)
 
 
+def test_reweighed_classes_keep_only_the_parents_digits_in_the_stated_proportions():
+    s = _labelled_split(3000, seed=3)
+    parent = D.training_subset(s, "random-1000-s2")
+    counts = np.bincount(parent.y_train, minlength=10)
+    rows = lambda x: {r.tobytes() for r in x}
+    reb = D.training_subset(s, "random-1000-s2-rebalanced")
+    assert np.bincount(reb.y_train, minlength=10).tolist() == [counts.min()] * 10
+    assert rows(reb.x_train) <= rows(parent.x_train) and reb.x_val is s.x_val and reb.x_test is s.x_test
+    assert reb.origin == f"random-1000-s2-rebalanced: {10 * counts.min()} of random-1000-s2's 1000"
+    # skewed: the training part's class proportions, each class at most what the parent has
+    skew = D.training_subset(s, "balanced-500-s0-skewed")
+    got = np.bincount(skew.y_train, minlength=10)
+    freq = np.bincount(s.y_train, minlength=10) / len(s.y_train)
+    assert got.max() == 50 and got.argmax() == freq.argmax()
+    assert np.all(np.abs(got - 50 * freq / freq.max()) < 1)
+    assert rows(skew.x_train) <= rows(D.training_subset(s, "balanced-500-s0").x_train)
+    # the first digits of each class in the parent's order: the same digits every time
+    keep = D.reweigh_classes(np.array([1, 0, 1, 1, 0, 2, 2, 1]), "rebalanced", None)
+    assert keep.tolist() == [0, 1, 2, 4, 5, 6]    # two of each class present
+    for bad in ("random-1000-s2-shuffled", "-rebalanced", "rebalanced"):
+        with pytest.raises(D.DataError, match="training subset"):
+            D.training_subset(s, bad)
+    with pytest.raises(D.DataError, match="reweighting 'sorted'"):
+        D.reweigh_classes(parent.y_train, "sorted", s.y_train)
+
+
 def test_the_embedded_rule_picks_the_first_500_of_each_class_split_as_shipped():
     y = np.repeat(np.arange(10), 600)[np.random.default_rng(0).permutation(6000)]
     idx = D.embedded_indices(y)

@@ -28,6 +28,16 @@ def test_plans_have_distinct_runs_and_check_their_arguments():
     # deep-floor: the deepest depth student, its official-floor runs the depth experiment's own
     deep = plan("deep-floor", [0], depths=[5, 7])
     assert {r.depth for r in deep} == {7} and {r for r in deep if not r.floor} <= set(plan("depth", [0], depths=[7]))
+    # balance: the unchanged sets' first seeds are the data experiment's own runs, each cell one parent set
+    from tinyfit.experiments import BALANCE
+    bal = plan("balance", list(range(6)))
+    assert len(bal) == 24 and {r.method for r in bal} == {"backprop"}
+    assert {r for r in bal if r.experiment == "data"} == {r for r in plan("data", [0, 1, 2]) if r.method == "backprop"
+                                                         and r.data in ("embedded", "random-3500-s0")}
+    assert {BALANCE.place(r) for r in bal} == {("data embedded", "backprop"),
+                                               ("data embedded", "backprop classes=skewed"),
+                                               ("data random-3500-s0", "backprop"),
+                                               ("data random-3500-s0", "backprop classes=rebalanced")}
     with pytest.raises(ValueError, match="distinct"):
         plan("init", [0, 0])
     with pytest.raises(ValueError, match="experiment must be one of"):

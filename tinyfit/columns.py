@@ -3,7 +3,8 @@
 A key is a method (``"kd"``), a method at another RMSProp floor (``"backprop floor=1e-08"``),
 a single-stage hint weight (``"single-stage beta=0.26"``), a method with another epoch budget
 (``"kd budget=long"``: as long as FitNets' two stages; ``"fitnet budget=equal"``: its two stages
-in the one-stage epochs), a guided layer (``"guided h2"``) or,
+in the one-stage epochs), a method on its cell's digits with classes reweighed (``"backprop
+classes=rebalanced"``, ``data.reweigh_classes``), a guided layer (``"guided h2"``) or,
 in a cell that compares one method across depths, a depth (``"depth 9"``). Every published
 results file stores these strings, so their spelling never changes.
 """
@@ -26,6 +27,7 @@ class Column:
     guided: str = ""
     depth: int = 0
     budget: str = ""
+    classes: str = ""
 
     @property
     def key(self):
@@ -35,6 +37,8 @@ class Column:
             return f"guided {self.guided}"
         if self.budget:
             return f"{self.method} budget={self.budget}"
+        if self.classes:
+            return f"{self.method} classes={self.classes}"
         if self.floor:
             return f"{self.method} floor={self.floor:g}"
         return f"{self.method} beta={self.beta:g}" if self.beta else self.method
@@ -45,10 +49,11 @@ class Column:
         return bool(self.beta)
 
 
-def column_key(method, floor=0.0, beta=0.0, guided="", budget=""):
-    """The key of a run's column: its guided layer, else its method with its epoch budget, floor
-    or hint weight."""
-    return Column(method, floor, beta if METHODS[method].hint_weight else 0.0, guided, budget=budget).key
+def column_key(method, floor=0.0, beta=0.0, guided="", budget="", classes=""):
+    """The key of a run's column: its guided layer, else its method with its epoch budget, class
+    reweighting, floor or hint weight."""
+    return Column(method, floor, beta if METHODS[method].hint_weight else 0.0, guided, budget=budget,
+                  classes=classes).key
 
 
 def parse_column(key):
@@ -60,6 +65,8 @@ def parse_column(key):
     method, _, rest = key.partition(" ")
     if rest.startswith("budget="):
         return Column(method, budget=rest[len("budget="):])
+    if rest.startswith("classes="):
+        return Column(method, classes=rest[len("classes="):])
     if rest.startswith("floor="):
         return Column(method, floor=float(rest[len("floor="):]))
     if rest.startswith("beta="):
@@ -80,6 +87,8 @@ def column_label(key):
         return f"hints at {c.guided} + KD" + (" (the paper's: FitNets)" if c.guided == STUDENT_GUIDED else "")
     if c.budget:
         return f"{base}, " + BUDGET_LABELS.get(c.budget, c.budget)
+    if c.classes:
+        return f"{base}, classes {c.classes}"
     if c.floor:
         return f"{base}, RMSProp floor {key.split('floor=')[1]}"
     if c.beta:

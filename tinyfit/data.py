@@ -242,6 +242,27 @@ def subset_indices(y, n, seed, balanced=False):
     return np.sort(np.concatenate([rng.choice(p, n // 10, replace=False) for p in pools]))
 
 
+CLASS_REWEIGHTINGS = ("rebalanced", "skewed")
+
+
+def reweigh_classes(y, how, reference):
+    """Indices into labels ``y`` that keep, of each class c, its first ``k_c`` digits in ``y``'s
+    order. how: 'rebalanced' (k_c the smallest count of a class in ``y``: every class equal) or
+    'skewed' (k_c proportional to class c's frequency in labels ``reference``, the most frequent
+    class keeping all of its digits that the others allow: ``y``'s own digits in ``reference``'s
+    class proportions). Sorted; only digits are dropped, none added."""
+    counts = np.bincount(y, minlength=10)
+    if how == "rebalanced":
+        keep = np.full(10, counts[counts > 0].min() if counts.any() else 0)
+    elif how == "skewed":
+        freq = np.bincount(reference, minlength=10) / len(reference)
+        scale = min(counts[c] / freq[c] for c in range(10) if freq[c] > 0)
+        keep = np.minimum(counts, np.floor(freq * scale + 1e-9).astype(int))
+    else:
+        raise DataError(f"unknown class reweighting {how!r}: expected one of {', '.join(CLASS_REWEIGHTINGS)}")
+    return np.sort(np.concatenate([np.flatnonzero(y == c)[:keep[c]] for c in range(10)]))
+
+
 def training_subset(split, key):
     """``split`` (the paper's split of the full files) with its training digits replaced by the
     subset ``key`` of its training part; validation and test unchanged, so that every subset is
@@ -249,7 +270,15 @@ def training_subset(split, key):
     ``embedded_indices``: all within the first 6,000 of the file), 'rule-K' (the same rule from
     digit K of the file on), 'all' (the whole training part), or 'random-N-sK' / 'balanced-N-sK'
     (N digits drawn with seed K, class-balanced or not). A training part smaller than N (a
-    smoke run's) gives all of it, and says so."""
+    smoke run's) gives all of it, and says so. A key may end in '-rebalanced' or '-skewed': the
+    digits of the key before it with classes made equal or given the training part's class
+    frequencies by dropping digits (``reweigh_classes``), the same digits otherwise."""
+    for how in CLASS_REWEIGHTINGS:
+        if key.endswith("-" + how) and len(key) > len(how) + 1:
+            parent = training_subset(split, key[:-len(how) - 1])
+            keep = reweigh_classes(parent.y_train, how, split.y_train)
+            return Split(parent.x_train[keep], parent.y_train[keep], split.x_val, split.y_val, split.x_test,
+                         split.y_test, origin=f"{key}: {len(keep)} of {parent.origin}'s {len(parent.y_train)}")
     n_train, parts = len(split.y_train), key.split("-")
     try:
         if key == "embedded":
@@ -268,7 +297,7 @@ def training_subset(split, key):
             raise ValueError
     except ValueError:
         raise DataError(f"unknown training subset {key!r}: expected 'embedded', 'rule-K', 'all', 'random-N-sK' "
-                        "or 'balanced-N-sK'") from None
+                        "or 'balanced-N-sK', optionally ending in '-rebalanced' or '-skewed'") from None
     origin = key if len(idx) == wanted else f"{key}, only {len(idx)}"
     return Split(split.x_train[idx], split.y_train[idx], split.x_val, split.y_val, split.x_test, split.y_test,
                  origin=origin)

@@ -388,6 +388,39 @@ DATA = Experiment(
     args="--data-dir DIR --out models/data --teacher models/full_mnist/teacher/teacher.model.npz --resume",
     out="models/data")
 
+# -- balance: does class balance freeze backprop? -----------------------------------------------
+# the direct test of what data's backprop runs suggest (frozen on the embedded, rule and balanced
+# sets, training on random ones, whose class counts differ by sampling): the same digits with
+# their classes reweighed by dropping digits (data.reweigh_classes), backprop at data's budget. A
+# random subset made class-balanced, the embedded digits given the training part's class
+# frequencies; 6 seeds a cell, since 3 against 3 can never separate in Fisher's test (p >= 0.1).
+# The seeds data runs are its own runs; the further seeds of the unchanged sets live here.
+BALANCE_SETS = (("embedded", "skewed"), ("random-3500-s0", "rebalanced"))
+
+
+def _balance_plan(seeds, init, depths, methods):
+    return [r for s in seeds for parent, how in BALANCE_SETS for r in (
+        Run("data" if s in DATA.seeds else "balance", "backprop", s, "code", data=parent),
+        Run("balance", "backprop", s, "code", data=f"{parent}-{how}"))]
+
+
+def _balance_place(run):
+    for parent, how in BALANCE_SETS:
+        if run.data in (parent, f"{parent}-{how}"):
+            return f"data {parent}", column_key(run.method, classes=how if run.data != parent else "")
+    raise ValueError(f"run {run.name} is not one of the balance experiment's")
+
+
+BALANCE = Experiment(
+    "balance", "Is class balance what keeps backprop at chance on the embedded digits: does it train on them with "
+               "the training part's class frequencies, and freeze on a random subset made class-balanced?",
+    "backprop on the same digits with their classes reweighed (needs --data-dir), 810 steps",
+    TABLE4.budget, (0, 1, 2, 3, 4, 5), _balance_plan,
+    pairs=lambda columns: [("backprop", c) for c in columns if c != "backprop"], place=_balance_place,
+    full_data=True, teacher_init="glorot", budget_of=_steps_budget,
+    args="--data-dir DIR --out models/data --teacher models/full_mnist/teacher/teacher.model.npz --resume",
+    out="models/data")
+
 # -- teachers: the teacher as a factor ----------------------------------------------------------
 # every other experiment distils from one teacher (seed 0); KD against FitNets, as published and
 # at equal epochs, with the teachers of two more seeds (each trained once into <out>/teacher-seedK)
@@ -411,7 +444,8 @@ TEACHERS = Experiment(
     place=lambda run: (f"teacher {run.teacher}", run.column), across_cells=True)
 
 EXPERIMENTS = {e.name: e for e in (INIT, DEPTH, CURVES, ABLATE, POSITION, GRADIENTS, FLOOR, DEEP_FLOOR, COMPUTE,
-                                   FLOOR_GRADIENTS, FLOOR_DEPTH, TABLE4, DATA, TEACHERS)}
+                                   FLOOR_GRADIENTS, FLOOR_DEPTH, TABLE4, DATA, BALANCE,
+                                   TEACHERS)}
 
 
 def experiment(name):
