@@ -280,8 +280,21 @@ class Sequential(Module):
                 "layers": [[n, type(self._modules[n]).__name__, self._modules[n].config] for n in self.layer_names]}
 
     def predict(self, x, batch_size=1000):
-        """Class indices (N,) for images x (N, H, W, C), in eval mode and without a graph."""
-        return eval_outputs(self, x, batch_size=batch_size).argmax(axis=1)
+        """Class indices (N,) for images x (N, H, W, C), in eval mode and without a graph
+        (``tinyfit.predictor``: planned on the first call, its buffers reused after)."""
+        return self.predictor(batch_size).predict(x)
+
+    def predict_proba(self, x, T=1.0, batch_size=1000):
+        """Class probabilities (N, classes) for images x: the softmax of the outputs at temperature T."""
+        return self.predictor(batch_size).predict_proba(x, T)
+
+    def predictor(self, batch_size=1000):
+        """This model's ``Predictor`` for batches of ``batch_size`` (one kept per batch size)."""
+        from .predictor import Predictor
+        cache = self.__dict__.setdefault("_predictors", {})
+        if batch_size not in cache:
+            cache[batch_size] = Predictor(self, batch_size)
+        return cache[batch_size]
 
     def parameters_until(self, name):
         """Parameters of the layers up to and including ``name``."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from .. import backend
 from ..autograd import Function
-from .conv_rows import row_pairs, rows_forward, rows_input_grad, rows_weight_grad
+from .conv_rows import row_pairs, rows_buffers, rows_forward, rows_input_grad, rows_weight_grad
 from .window import conv_output_size, inside, pad_to, sweep
 
 __all__ = ["im2col", "im2col_k_major", "conv2d", "conv_output_size", "ConvPlan", "conv_plan"]
@@ -112,9 +112,10 @@ def _check(x_shape, kh, kw, stride, pad, C_w=None):
     return conv_output_size(H, kh, stride, pad), conv_output_size(W, kw, stride, pad)
 
 
-def im2col(x, kh, kw, stride=1, pad=0, ones=False):
+def im2col(x, kh, kw, stride=1, pad=0, ones=False, out=None):
     """x (N, H, W, C) -> col (N*OH*OW, kh*kw*C), rows ordered (n, oh, ow), columns (i, j, c);
-    with ``ones`` one more column, of ones (N*OH*OW, kh*kw*C + 1).
+    with ``ones`` one more column, of ones (N*OH*OW, kh*kw*C + 1). out: a buffer of col's
+    shape to fill (None: a new one).
 
     The windows are a strided view of x (no copy), copied into the column matrix
     in one pass per batch chunk (contiguous runs of kw*C values when stride is 1).
@@ -131,7 +132,7 @@ def im2col(x, kh, kw, stride=1, pad=0, ones=False):
     sn, sh, sw, sc = x.strides
     win = xp.lib.stride_tricks.as_strided(x, (N, OH, OW, kh, kw, C),
                                           (sn, sh * stride, sw * stride, sh, sw, sc))
-    col = xp.empty((N, OH, OW, K + ones), dtype=x.dtype)
+    col = xp.empty((N, OH, OW, K + ones), dtype=x.dtype) if out is None else out.reshape(N, OH, OW, K + ones)
     windows = col[..., :K].reshape(N, OH, OW, kh, kw, C)  # a view, also with the ones column
 
     def work(lo, hi):
@@ -142,11 +143,12 @@ def im2col(x, kh, kw, stride=1, pad=0, ones=False):
     return col.reshape(N * OH * OW, K + ones)
 
 
-def im2col_k_major(x, kh, kw, stride=1, pad=0, ones=False):
+def im2col_k_major(x, kh, kw, stride=1, pad=0, ones=False, out=None):
     """x (N, H, W, 1) -> colT (kh*kw (+1 with ``ones``), N*OH*OW): im2col transposed, for an
     input with one channel. Row (i, j) is the image shifted by (i, j), copied in runs of a
     whole output row; im2col's own rows would be copied in runs of kw values. ``colT.T`` is
-    the column matrix, and ``colT @ gy`` (the weight gradient) is faster than ``col.T @ gy``."""
+    the column matrix, and ``colT @ gy`` (the weight gradient) is faster than ``col.T @ gy``.
+    out: a buffer of colT's shape to fill (None: a new one)."""
     xp = backend.get_array_module(x)
     OH, OW = _check(x.shape, kh, kw, stride, pad)
     N, _, _, C = x.shape
@@ -156,7 +158,7 @@ def im2col_k_major(x, kh, kw, stride=1, pad=0, ones=False):
         x = pad_to(x, pad, (x.shape[1] + 2 * pad, x.shape[2] + 2 * pad), 0, xp)
     img = x[..., 0]
     he, we = sweep(OH, stride), sweep(OW, stride)
-    colT = xp.empty((kh * kw + ones, N, OH, OW), dtype=x.dtype)
+    colT = xp.empty((kh * kw + ones, N, OH, OW), dtype=x.dtype) if out is None else out.reshape(-1, N, OH, OW)
 
     def work(lo, hi):
         for i in range(kh):
@@ -232,26 +234,53 @@ class Conv2d(Function):
     def forward(self, x, W, b=None):
         if W.ndim != 4:
             raise ValueError(f"conv2d weight must be (kh, kw, C_in, C_out), got shape {W.shape}")
-        kh, kw, C_in, C_out = W.shape
-        OH, OW = _check(x.shape, kh, kw, self.stride, self.pad, C_in)
+        C_out = W.shape[3]
         if b is not None and b.shape != (C_out,):
             raise ValueError(f"conv2d bias must have shape ({C_out},) (one per output channel), got {b.shape}")
         self.W, self.x_shape, self.bias = W, x.shape, b is not None
-        self.plan = conv_plan(x.shape, W.shape, self.stride, self.pad, self.algorithm, self.bias)
-        if self.plan.forward == "rows":
-            y, self.xw = rows_forward(x, W, b, self.pad)
-            return y
-        K = kh * kw * C_in
-        if self.plan.forward == "im2col-k-major":
-            col = im2col_k_major(x, kh, kw, self.stride, self.pad, ones=self.bias).T
+        self.plan, run = self.planned(x.shape, W.shape, self.bias, x.dtype, backend.get_array_module(x))
+        return run(x, W, b)
+
+    def output_shape(self, x_shape, w_shape):
+        """(N, OH, OW, C_out) of x (N, H, W, C_in) convolved with W (kh, kw, C_in, C_out)."""
+        OH, OW = _check(x_shape, w_shape[0], w_shape[1], self.stride, self.pad, w_shape[2])
+        return x_shape[0], OH, OW, w_shape[3]
+
+    def planned(self, x_shape, w_shape, bias, dtype, xp):
+        """This convolution for x of ``x_shape`` and W of ``w_shape``: (its ConvPlan, a function
+        (x, W, b) -> y) whose buffers (column matrix, weights with the bias row, output) are
+        allocated here, once; each call overwrites them. The op's forward plans once per
+        call; ``tinyfit.predictor`` once."""
+        kh, kw, C_in, C_out = w_shape
+        N = x_shape[0]
+        OH, OW = _check(x_shape, kh, kw, self.stride, self.pad, C_in)
+        plan = conv_plan(x_shape, w_shape, self.stride, self.pad, self.algorithm, bias)
+        if plan.forward == "rows":
+            buffers = rows_buffers(x_shape, w_shape, self.pad, dtype, xp)
+
+            def rows(x, W, b):
+                y, self.xw = rows_forward(x, W, b, self.pad, buffers)
+                return y
+            return plan, rows
+        K, s, p = kh * kw * C_in, self.stride, self.pad
+        if plan.forward == "im2col-k-major":
+            colT = xp.empty((K + bias, N * OH * OW), dtype=dtype)
+            columns = lambda x: im2col_k_major(x, kh, kw, s, p, ones=bias, out=colT).T
         else:
-            col = im2col(x, kh, kw, self.stride, self.pad, ones=self.bias)
-        W2 = W.reshape(K, C_out)
-        if self.bias:
-            xp = backend.get_array_module(W)
-            W2 = xp.concatenate([W2, b.reshape(1, C_out)])
-        self.col = col
-        return (col @ W2).reshape(x.shape[0], OH, OW, C_out)
+            col = None if kh == kw == 1 and s == 1 and p == 0 and not bias else \
+                xp.empty((N * OH * OW, K + bias), dtype=dtype)
+            columns = lambda x: im2col(x, kh, kw, s, p, ones=bias, out=col)
+        W2 = xp.empty((K + bias, C_out), dtype=dtype) if bias else None
+        y = xp.empty((N * OH * OW, C_out), dtype=dtype)
+
+        def gemm(x, W, b):
+            self.col = columns(x)
+            if bias:
+                W2[:K] = W.reshape(K, C_out)
+                W2[K] = b
+            xp.matmul(self.col, W2 if bias else W.reshape(K, C_out), out=y)
+            return y.reshape(N, OH, OW, C_out)
+        return plan, gemm
 
     def backward(self, gy):
         W, plan = self.W, self.plan

@@ -24,12 +24,22 @@ from .. import backend
 from .window import conv_output_size, inside
 
 
-def row_windows(x, kw, pad, xp):
-    """x (N, H, W, C) -> xw (H, N*OW, kw*C), OW = W + 2 pad - kw + 1."""
+def rows_buffers(x_shape, w_shape, pad, dtype, xp):
+    """The arrays rows_forward fills for x (N, H, W, C) and W (kh, kw, C, C_out): xt (H, N,
+    W + 2 pad, C), the input H-major and padded in width (zeros: only its interior is ever
+    written, so a reused xt keeps its padding), xw (H, N, OW, kw, C) and y (OH, N*OW, C_out)."""
+    N, H, W, C = x_shape
+    kh, kw, _, C_out = w_shape
+    OH, OW = conv_output_size(H, kh, 1, pad), conv_output_size(W, kw, 1, pad)
+    return (xp.zeros((H, N, W + 2 * pad, C), dtype=dtype), xp.empty((H, N, OW, kw, C), dtype=dtype),
+            xp.empty((OH, N * OW, C_out), dtype=dtype))
+
+
+def row_windows(x, kw, pad, xp, xt, xw):
+    """x (N, H, W, C) -> xw (H, N*OW, kw*C), OW = W + 2 pad - kw + 1, through the buffers
+    xt and xw of ``rows_buffers``."""
     N, H, W, C = x.shape
-    OW = conv_output_size(W, kw, 1, pad)
-    xt = xp.zeros((H, N, W + 2 * pad, C), dtype=x.dtype)  # H-major, padded in width only
-    xw = xp.empty((H, N, OW, kw, C), dtype=x.dtype)
+    OW = xw.shape[2]
     xt_x = x.transpose(1, 0, 2, 3)
 
     def work(lo, hi):
@@ -70,15 +80,17 @@ def _sum_row_products(out, terms, xp):
     return out
 
 
-def rows_forward(x, W, b, pad):
-    """y (N, OH, OW, C_out) as a view of the H-major result; and xw for the backward pass."""
+def rows_forward(x, W, b, pad, buffers=None):
+    """y (N, OH, OW, C_out) as a view of the H-major result; and xw for the backward pass.
+    buffers: ``rows_buffers``' arrays for x's shape, reused (None: new ones)."""
     xp = backend.get_array_module(x)
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x.shape
     OH, OW = conv_output_size(H, kh, 1, pad), conv_output_size(Wd, kw, 1, pad)
-    xw = row_windows(x, kw, pad, xp)
+    xt, xw, y = buffers or rows_buffers(x.shape, W.shape, pad, x.dtype, xp)
+    xw = row_windows(x, kw, pad, xp, xt, xw)
     W3 = W.reshape(kh, kw * C_in, C_out)
-    y = _sum_row_products(xp.empty((OH, N * OW, C_out), dtype=x.dtype),
+    y = _sum_row_products(y,
                           [(xw[h0:h0 + o1 - o0].reshape(-1, kw * C_in), W3[i], slice(o0, o1))
                            for i, o0, o1, h0 in row_pairs(kh, OH, H, pad)], xp)
     if b is not None:

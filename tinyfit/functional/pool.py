@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from .window import crop, pad_to, pool_output_size, sweep
+from .window import crop, pad_into, pool_output_size, sweep
 
 __all__ = ["max_pool2d", "maxout", "index_dtype"]
 
@@ -180,32 +180,40 @@ class MaxPool2d(Function):
     def forward(self, x):
         if x.ndim != 4:
             raise ValueError(f"max_pool2d expects NHWC input (N, H, W, C), got shape {x.shape}")
-        xp = backend.get_array_module(x)
-        N, H, W, C = x.shape
+        self.x_shape = x.shape
+        return self.planned(x.shape, x.dtype, backend.get_array_module(x), self.recording)(x)
+
+    def planned(self, x_shape, dtype, xp, record=False):
+        """This pooling for inputs of ``x_shape`` (N, H, W, C): a function x -> y (N, OH, OW, C)
+        whose buffers (the padded input, each step's maxima, and with ``record`` the winners that
+        backward reads) are allocated here, once; each call overwrites them and returns the
+        same output buffer. The op's forward plans once per call; ``tinyfit.predictor`` once."""
+        N, H, W, C = x_shape
         kh, kw, sh, sw, p = self.kh, self.kw, self.sh, self.sw, self.pad
         OH = pool_output_size(H, kh, sh, p, self.ceil_mode)
         OW = pool_output_size(W, kw, sw, p, self.ceil_mode)
         Hp, Wp = (OH - 1) * sh + kh, (OW - 1) * sw + kw
-        self.x_shape = x.shape
         self.separable = kh % sh == 0 and kw % sw == 0 and kh * kw > 1
         if self.separable and p == 0:  # a last window hanging over the edge is handled there
-            xs = x[:, :Hp, :Wp]
-            self.pad_shape = xs.shape
-            return self._separable_forward(xs, OH, OW, xp)
-        # pad with -inf so padding never wins
-        xpad = pad_to(x, p, (Hp, Wp), -np.inf, xp) if p or Hp > H or Wp > W else x
+            self.pad_shape = (N, min(H, Hp), min(W, Wp), C)
+            steps = self._separable_steps(OH, OW, dtype, xp, record)
+            return lambda x: self._separable_forward(x[:, :Hp, :Wp], steps, xp)
+        # pad with -inf so padding never wins; the border is written once
         self.pad_shape = (N, Hp, Wp, C)
+        xpad = xp.full(self.pad_shape, -np.inf, dtype=dtype) if p or Hp > H or Wp > W else None
+        padded = (lambda x: pad_into(xpad, x, p)) if xpad is not None else (lambda x: x)
         if self.separable:
-            return self._separable_forward(xpad[:, :Hp, :Wp], OH, OW, xp)
-        return self._sweep_forward(xpad, OH, OW, xp)
+            steps = self._separable_steps(OH, OW, dtype, xp, record)
+            return lambda x: self._separable_forward(padded(x), steps, xp)
+        y = xp.empty((N, OH, OW, C), dtype=dtype)
+        self.winners = xp.empty((N, OH, OW, C), dtype=index_dtype(kh * kw)) if record else None
+        return lambda x, winners=self.winners: self._sweep_forward(padded(x), y, winners, xp)
 
-    def _sweep_forward(self, xpad, OH, OW, xp):
+    def _sweep_forward(self, xpad, y, winners, xp):
         """Any window: the max over the kh*kw window positions, each a strided view."""
         kh, kw, sh, sw = self.kh, self.kw, self.sh, self.sw
-        N, C = xpad.shape[0], xpad.shape[3]
+        OH, OW = y.shape[1:3]
         he, we = sweep(OH, sh), sweep(OW, sw)
-        y = xp.empty((N, OH, OW, C), dtype=xpad.dtype)
-        winners = xp.empty((N, OH, OW, C), dtype=index_dtype(kh * kw)) if self.recording else None
         offsets = [divmod(k, kw) for k in range(kh * kw)]
 
         def window(xs, k):  # the inputs at window position k of every output
@@ -215,29 +223,31 @@ class MaxPool2d(Function):
         def work(lo, hi):
             xs = xpad[lo:hi]
             _select_max([window(xs, k) for k in range(kh * kw)], y[lo:hi], _slice_or_none(winners, 0, lo, hi), xp)
-        backend.batch_parallel(work, N, xp)
-        self.winners = winners
+        backend.batch_parallel(work, xpad.shape[0], xp)
         return y
 
-    def _separable_forward(self, xpad, OH, OW, xp):
-        """Windows of whole strides: _AxisMax along the columns, then along the rows."""
-        steps, shape = [], xpad.shape
+    def _separable_steps(self, OH, OW, dtype, xp, record):
+        """The two _AxisMax steps (columns, then rows) of inputs of ``self.pad_shape``, with
+        their buffers; kept in ``self.steps`` for backward."""
+        steps, shape = [], self.pad_shape
         for st in (_AxisMax(2, self.kw, self.sw, OW), _AxisMax(1, self.kh, self.sh, OH)):
             blocks, out = st.shapes(shape)
-            rec = self.recording
-            steps.append(_Step(st, shape, xp.empty(blocks, dtype=xpad.dtype) if blocks else None,
-                               xp.empty(out, dtype=xpad.dtype),
-                               _index(out if st.r == 1 else blocks, st.s, xp) if rec and st.s > 1 else None,
-                               _index(out, st.r, xp) if rec and st.r > 1 else None))
+            steps.append(_Step(st, shape, xp.empty(blocks, dtype=dtype) if blocks else None,
+                               xp.empty(out, dtype=dtype),
+                               _index(out if st.r == 1 else blocks, st.s, xp) if record and st.s > 1 else None,
+                               _index(out, st.r, xp) if record and st.r > 1 else None))
             shape = out
+        self.steps = steps
+        return steps
 
+    def _separable_forward(self, xpad, steps, xp):
+        """Windows of whole strides: _AxisMax along the columns, then along the rows."""
         def work(lo, hi):
             x = xpad[lo:hi]
             for step in steps:
                 step.axis_max.forward(x, *(_slice_or_none(b, 0, lo, hi) for b in step.buffers()), xp)
                 x = step.out[lo:hi]
         backend.batch_parallel(work, xpad.shape[0], xp)
-        self.steps = steps
         return steps[-1].out
 
     def backward(self, gy):
@@ -295,33 +305,40 @@ class Maxout(Function):
         return a.reshape(a.shape[:-1] + (C, self.pieces))
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        p = self.pieces
-        if x.shape[-1] % p:
-            raise ValueError(
-                f"maxout: {x.shape[-1]} channels (last axis of shape {x.shape}) cannot be split "
-                f"into groups of pieces={p}; the channel count must be a multiple of pieces.")
         self.x_shape = x.shape
-        C = x.shape[-1] // p
-        if p == 1:
-            self.winners = None
-            return x.copy()
-        xg = self._grouped(x, C)
-        y = xp.empty(x.shape[:-1] + (C,), dtype=x.dtype)
-        # which piece won: a bool for 2 pieces, else an index (ties go to the first piece)
-        winners = None
-        if self.recording:
-            winners = xp.empty(y.shape, dtype=bool if p == 2 else index_dtype(p))
+        return self.planned(x.shape, x.dtype, backend.get_array_module(x), self.recording)(x)
 
-        def work(lo, hi):
-            xs = xg[lo:hi]
-            _select_max([xs[..., k] for k in range(p)], y[lo:hi], None if winners is None else winners[lo:hi], xp)
-        if x.ndim > 1:
-            backend.batch_parallel(work, x.shape[0], xp)
-        else:
-            work(0, None)
+    def planned(self, x_shape, dtype, xp, record=False):
+        """This maxout for inputs of ``x_shape``: a function x -> y whose output (and with
+        ``record`` the winners that backward reads) is allocated here, once; each call
+        overwrites it. The op's forward plans once per call; ``tinyfit.predictor`` once."""
+        p = self.pieces
+        if x_shape[-1] % p:
+            raise ValueError(
+                f"maxout: {x_shape[-1]} channels (last axis of shape {x_shape}) cannot be split "
+                f"into groups of pieces={p}; the channel count must be a multiple of pieces.")
+        self.winners = None
+        if p == 1:
+            return lambda x: x.copy()
+        C = x_shape[-1] // p
+        y = xp.empty(tuple(x_shape[:-1]) + (C,), dtype=dtype)
+        # which piece won: a bool for 2 pieces, else an index (ties go to the first piece)
+        winners = xp.empty(y.shape, dtype=bool if p == 2 else index_dtype(p)) if record else None
         self.winners = winners
-        return y
+
+        def run(x):
+            xg = self._grouped(x, C)
+
+            def work(lo, hi):
+                xs = xg[lo:hi]
+                _select_max([xs[..., k] for k in range(p)], y[lo:hi], None if winners is None else winners[lo:hi],
+                            xp)
+            if x.ndim > 1:
+                backend.batch_parallel(work, x.shape[0], xp)
+            else:
+                work(0, None)
+            return y
+        return run
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["conv_output_size", "pool_output_size", "sweep", "inside", "pad_to", "crop"]
+__all__ = ["conv_output_size", "pool_output_size", "sweep", "inside", "pad_to", "pad_into", "crop"]
 
 
 def conv_output_size(size, k, stride, pad):
@@ -51,8 +51,14 @@ def pad_to(x, pad, shape, value, xp):
     """x (N, H, W, C) placed at offset (pad, pad) of a new (N, Hp, Wp, C) buffer filled with
     ``value``; the rows and columns of x beyond the buffer are dropped."""
     N, H, W, C = x.shape
-    out = xp.full((N, shape[0], shape[1], C), value, dtype=x.dtype)
-    h, w = min(H, shape[0] - pad), min(W, shape[1] - pad)
+    return pad_into(xp.full((N, shape[0], shape[1], C), value, dtype=x.dtype), x, pad)
+
+
+def pad_into(out, x, pad):
+    """``pad_to`` into an existing buffer ``out`` (N, Hp, Wp, C) whose border already holds the
+    padding value: only x's part is written. Returns out."""
+    H, W = x.shape[1:3]
+    h, w = min(H, out.shape[1] - pad), min(W, out.shape[2] - pad)
     out[:, pad:pad + h, pad:pad + w, :] = x[:, :h, :w, :]
     return out
 

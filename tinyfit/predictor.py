@@ -1,0 +1,137 @@
+"""Inference without the autograd layer: a trained ``Sequential`` planned once.
+
+``Predictor(model)`` runs a model's forward pass as a list of array steps, one per layer:
+each op's ``planned`` forward (``functional.conv.Conv2d.planned``, ``Maxout.planned``,
+``MaxPool2d.planned``: the arithmetic of the autograd forward, the same GEMMs in the same
+shapes), planned on the first call for an input shape, with every buffer allocated then and
+reused by every later call of that shape. No Function objects, no graph, no stored winners
+(which piece or window position won: only backward needs them), dropout off. At the same
+batch size its outputs equal ``nn.eval_outputs``' bit for bit (tests/test_predictor.py).
+
+The weights are read from the model at every call, so a predictor follows the model when it is
+trained further or loaded into; moving the model to another device or dtype plans anew.
+Concurrent callers take turns (a lock: the buffers are shared); for parallel inference give
+each thread its own Predictor.
+
+Layers it plans: Linear, Conv2d, MaxoutConv2d, Dropout (identity), Flatten; any other Module
+runs through its own forward in eval mode, without a graph.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from . import backend
+from .autograd import Tensor, no_grad
+from .functional.conv import Conv2d as Conv2dOp
+from .functional.pool import MaxPool2d, Maxout
+from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential
+
+__all__ = ["Predictor"]
+
+PLANS_KEPT = 4   # input shapes whose buffers are kept (a full batch and a last, shorter one, ...)
+
+
+class Predictor:
+    """Logits, class probabilities and labels of ``model`` (a Sequential with an input
+    shape) for images x (N, H, W, C), in batches of at most ``batch_size``."""
+
+    def __init__(self, model, batch_size=1000):
+        if not isinstance(model, Sequential) or model.input_shape is None:
+            raise TypeError(f"a Predictor needs a Sequential built with an input shape, got {type(model).__name__} "
+                            f"(input shape {getattr(model, 'input_shape', None)}); build it with input_shape=(H, W, C)")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.model, self.batch_size = model, batch_size
+        self._plans = OrderedDict()
+        self._lock = threading.Lock()
+
+    def logits(self, x):
+        """The model's outputs (N, classes) for x (N, H, W, C), a new array on the model's device."""
+        param = self.model.parameters()[0].data
+        xp = backend.get_array_module(param)
+        if tuple(x.shape[1:]) != self.model.input_shape or x.ndim != 4:
+            raise ValueError(
+                f"this model takes inputs of shape (N, {', '.join(map(str, self.model.input_shape))}) "
+                f"(channels-last), got {tuple(x.shape)}; resize the images or build the model for this size")
+        x = xp.asarray(x, dtype=param.dtype)
+        out = None
+        with self._lock:
+            for i in range(0, len(x), self.batch_size):
+                y = self._run(x[i:i + self.batch_size], xp)
+                if out is None:
+                    out = xp.empty((len(x),) + y.shape[1:], dtype=y.dtype)
+                out[i:i + len(y)] = y
+        return out if out is not None else xp.empty((0,) + self._classes(), dtype=param.dtype)
+
+    def predict_proba(self, x, T=1.0):
+        """Class probabilities (N, classes): the softmax of the logits at temperature T."""
+        z = self.logits(x) / T
+        z -= z.max(axis=1, keepdims=True)
+        xp = backend.get_array_module(z)
+        xp.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict(self, x):
+        """Class indices (N,)."""
+        return self.logits(x).argmax(axis=1)
+
+    def _classes(self):
+        last = self.model[self.model.layer_names[-1]]
+        return (last.W.shape[1],) if isinstance(last, Linear) else ()
+
+    def _run(self, x, xp):
+        key = (x.shape, x.dtype.str, xp.__name__)
+        steps = self._plans.get(key)
+        if steps is not None:
+            self._plans.move_to_end(key)
+            for step in steps:
+                x = step(x)
+            return x
+        steps = []   # planned layer by layer on this first batch, which it computes on the way
+        for name in self.model.layer_names:
+            steps.append(_step(self.model[name], x.shape, x.dtype, xp))
+            x = steps[-1](x)
+        self._plans[key] = steps
+        if len(self._plans) > PLANS_KEPT:
+            self._plans.popitem(last=False)
+        return x
+
+
+def _step(m, shape, dtype, xp):
+    """A function x -> y computing layer ``m`` for inputs of ``shape`` (its buffers allocated here)."""
+    if isinstance(m, Dropout):
+        return lambda x: x
+    if isinstance(m, Flatten):
+        return lambda x: x.reshape(x.shape[0], -1)
+    if isinstance(m, Linear):
+        y = xp.empty((shape[0], m.W.shape[1]), dtype=dtype)
+
+        def linear(x):
+            xp.matmul(x, m.W.data, out=y)
+            if m.b is not None:
+                y[...] += m.b.data
+            return y
+        return linear
+    if isinstance(m, Conv2d):
+        _, run = Conv2dOp(m.stride, m.pad).planned(shape, m.W.shape, m.b is not None, dtype, xp)
+        return lambda x: run(x, m.W.data, None if m.b is None else m.b.data)
+    if isinstance(m, MaxoutConv2d):
+        conv = _step(m.conv, shape, dtype, xp)
+        n, h, w, c = Conv2dOp(m.conv.stride, m.conv.pad).output_shape(shape, m.conv.W.shape)
+        maxout = Maxout(m.pieces).planned((n, h, w, c), dtype, xp)
+        if not m.pool:
+            return lambda x: maxout(conv(x))
+        pool = MaxPool2d(m.pool, m.pool_stride, ceil_mode=m.ceil_mode).planned((n, h, w, c // m.pieces), dtype, xp)
+        return lambda x: pool(maxout(conv(x)))
+
+    def other(x):
+        was = m.training
+        m.eval()
+        try:
+            with no_grad():
+                return m(Tensor(x)).data
+        finally:
+            m.train(was)
+    return other
