@@ -31,6 +31,8 @@ def test_the_paper_networks_give_the_autograd_outputs_bit_for_bit(make):
     assert first is not again and not np.shares_memory(first, again)    # results are the caller's
     assert np.array_equal(p.predict(x), want.argmax(axis=1))
     assert np.array_equal(model.predict(x, batch_size=32), want.argmax(axis=1))
+    times = p.layer_times(x[:32], reps=2)
+    assert [n for n, _ in times] == model.layer_names and all(ms > 0 for _, ms in times)
 
 
 def test_it_follows_the_models_weights_and_leaves_its_mode_alone():

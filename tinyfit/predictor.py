@@ -21,6 +21,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+import numpy as np
+
 from . import backend
 from .autograd import Tensor, no_grad
 from .functional.conv import Conv2d as Conv2dOp
@@ -43,12 +45,13 @@ class Predictor:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.model, self.batch_size = model, batch_size
+        self._first = model.parameters()[0]   # its array says the device and dtype of each call
         self._plans = OrderedDict()
         self._lock = threading.Lock()
 
     def logits(self, x):
         """The model's outputs (N, classes) for x (N, H, W, C), a new array on the model's device."""
-        param = self.model.parameters()[0].data
+        param = self._first.data
         xp = backend.get_array_module(param)
         if tuple(x.shape[1:]) != self.model.input_shape or x.ndim != 4:
             raise ValueError(
@@ -76,6 +79,29 @@ class Predictor:
     def predict(self, x):
         """Class indices (N,)."""
         return self.logits(x).argmax(axis=1)
+
+    def layer_times(self, x, reps=20):
+        """[(layer name, median milliseconds)] of each planned layer on one batch ``x`` (at most
+        ``batch_size`` images): where an inference call spends its time."""
+        import statistics
+        import time
+        self.logits(x)   # planned for this shape
+        xp = backend.get_array_module(self._first.data)
+        x = xp.asarray(x, dtype=self._first.data.dtype)
+        with self._lock:
+            steps = self._plans[(x.shape, x.dtype.str, xp.__name__)]
+            out = []
+            for name, step in zip(self.model.layer_names, steps):
+                times = []
+                for _ in range(reps):
+                    t = time.perf_counter()
+                    y = step(x)
+                    if xp is not np:
+                        backend.synchronize()
+                    times.append(time.perf_counter() - t)
+                out.append((name, 1000 * statistics.median(times)))
+                x = y
+        return out
 
     def _classes(self):
         last = self.model[self.model.layer_names[-1]]
