@@ -67,3 +67,19 @@ def test_bad_markers_are_clear_errors(tmp_path):
     # results not published yet are said so on the page, never an empty table or a stale number
     assert report.render_value(root, "pct", "depth/info/x") == report.NOT_YET
     assert report.render_table(root, "depth", "errors").startswith("*Not measured yet with the code as it stands")
+
+
+def test_the_inference_tables_show_each_measurement_and_its_ratios(tmp_path):
+    rows = [{"net": "student", "batch": 1, "threads": 1, "predictor_ms": 0.5, "autograd_ms": 1.0,
+             "onnxruntime_ms": 0.25, "first_call_ms": 9.6, "kept_mb": 0.75, "layer_ms": [["h0", 0.1], ["y", 0.02]],
+             "python_calls": 480},
+            {"net": "teacher", "batch": 16, "threads": 2, "predictor_ms": 12.0, "autograd_ms": 13.0,
+             "onnxruntime_ms": 10.0, "torch_ms": 8.0, "first_call_ms": 30.2, "kept_mb": 12.0}]
+    (tmp_path / "predict").mkdir()
+    (tmp_path / "predict" / "results.json").write_text(json.dumps({"rows": rows}))
+    table = report.render_table(str(tmp_path), "predict", "predict").splitlines()
+    assert table[2] == ("| student | 1 | 1 | 0.50 ms | 1.00 ms | 0.25 ms | not measured | 2.00 |  | 10 ms | 0.8 MB |")
+    assert table[3].endswith("| 8.00 ms | 1.20 | 1.50 | 30 ms | 12.0 MB |")
+    layers = report.render_table(str(tmp_path), "predict", "predict-layers").splitlines()
+    assert layers[0] == "| layer | student, batch 1, 1 thread |"      # only the profiled rows
+    assert layers[2:] == ["| h0 | 0.100 ms |", "| y | 0.020 ms |", "| Python function calls per call | 480 |"]

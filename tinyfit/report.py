@@ -266,6 +266,38 @@ def _speed(view):
     return "\n".join(lines)
 
 
+def _ms(r, k):
+    return f"{r[k + '_ms']:.2f} ms" if k + "_ms" in r else "not measured"
+
+
+def _ratio(r, a, b):
+    return f"{r[a + '_ms'] / r[b + '_ms']:.2f}" if a + "_ms" in r and b + "_ms" in r else ""
+
+
+def _predict(view):
+    """Inference per call (benchmarks/bench_predict.py): the Predictor beside the others."""
+    lines = ["| network | batch | threads | Predictor | autograd forward | onnxruntime | PyTorch | Predictor / "
+             "onnxruntime | Predictor / PyTorch | first call | memory kept |", "|---" * 11 + "|"]
+    for r in view["info"]["rows"]:
+        lines.append(f"| {r['net']} | {r['batch']} | {r['threads']} | {_ms(r, 'predictor')} | {_ms(r, 'autograd')} | "
+                     f"{_ms(r, 'onnxruntime')} | {_ms(r, 'torch')} | {_ratio(r, 'predictor', 'onnxruntime')} | "
+                     f"{_ratio(r, 'predictor', 'torch')} | {r['first_call_ms']:.0f} ms | {r['kept_mb']:.1f} MB |")
+    return "\n".join(lines)
+
+
+def _predict_layers(view):
+    """Where a Predictor call spends its time: each layer (ms), and the Python calls of one call."""
+    rows = [r for r in view["info"]["rows"] if "layer_ms" in r]
+    heads = [f"{r['net']}, batch {r['batch']}, {r['threads']} thread{'s' * (r['threads'] > 1)}" for r in rows]
+    lines = ["| layer | " + " | ".join(heads) + " |", "|---|" + "---|" * len(rows)]
+    names = list(dict.fromkeys(n for r in rows for n, _ in r["layer_ms"]))
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(next((f"{ms:.3f} ms" for m, ms in r["layer_ms"] if m == n), "")
+                                             for r in rows) + " |")
+    lines.append("| Python function calls per call | " + " | ".join(str(r["python_calls"]) for r in rows) + " |")
+    return "\n".join(lines)
+
+
 def _profile(view):
     prof = view["info"]["profile_ms"]
     nets = list(prof)
@@ -351,7 +383,7 @@ def _regenerate(view):
 TABLES = {"compute": _compute, "commands": _commands, "questions": _questions, "regenerate": _regenerate,
           "family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance,
           "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions,
-          "gradients": _gradients, "speed": _speed}
+          "gradients": _gradients, "speed": _speed, "predict": _predict, "predict-layers": _predict_layers}
 
 
 def render_table(root, name, kind):
