@@ -9,6 +9,8 @@ from . import backend
 from . import functional as F
 from . import random as _random
 from .autograd import Tensor
+from .functional.conv import Conv2d as ConvOp
+from .functional.pool import MaxPool2d as MaxPoolOp, Maxout as MaxoutOp
 
 __all__ = ["spec_shapes", "Parameter", "Module", "Linear", "Conv2d", "MaxoutConv2d", "Dropout", "Flatten",
            "Sequential", "build", "eval_outputs", "eval_layers"]
@@ -64,6 +66,12 @@ class Module:
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
+
+    def planned(self, shape, dtype, xp):
+        """This layer's eval-mode forward for input arrays of ``shape``, as a function x -> y
+        whose buffers are allocated here, once (``tinyfit.predictor``); the weights are read at
+        each call. None: the layer has no plan and the predictor runs its forward."""
+        return None
 
     def named_parameters(self, prefix=""):
         for n, p in self._params.items():
@@ -164,6 +172,16 @@ class Linear(Module):
     def forward(self, x):
         return F.linear(x, self.W, self.b)
 
+    def planned(self, shape, dtype, xp):
+        y = xp.empty((shape[0], self.W.shape[1]), dtype=dtype)
+
+        def linear(x):   # F.linear's arithmetic: the product, then the bias added
+            xp.matmul(x, self.W.data, out=y)
+            if self.b is not None:
+                y[...] += self.b.data
+            return y
+        return linear
+
 
 class Conv2d(Module):
     """NHWC convolution, W (k, k, C_in, C_out); max_norm constrains each output filter."""
@@ -186,6 +204,13 @@ class Conv2d(Module):
 
     def forward(self, x):
         return F.conv2d(x, self.W, self.b, self.stride, self.pad)
+
+    def planned(self, shape, dtype, xp):
+        _, run = ConvOp(self.stride, self.pad).planned(shape, self.W.shape, self.b is not None, dtype, xp)
+        return lambda x: run(x, self.W.data, None if self.b is None else self.b.data)
+
+    def output_shape(self, shape):
+        return ConvOp(self.stride, self.pad).output_shape(shape, self.W.shape)
 
 
 class MaxoutConv2d(Module):
@@ -214,6 +239,16 @@ class MaxoutConv2d(Module):
             y = F.max_pool2d(y, self.pool, self.pool_stride, ceil_mode=self.ceil_mode)
         return y
 
+    def planned(self, shape, dtype, xp):
+        conv = self.conv.planned(shape, dtype, xp)
+        n, h, w, c = self.conv.output_shape(shape)
+        maxout = MaxoutOp(self.pieces).planned((n, h, w, c), dtype, xp)
+        if not self.pool:
+            return lambda x: maxout(conv(x))
+        pool = MaxPoolOp(self.pool, self.pool_stride, ceil_mode=self.ceil_mode).planned(
+            (n, h, w, c // self.pieces), dtype, xp)
+        return lambda x: pool(maxout(conv(x)))
+
 
 class Dropout(Module):
     """Inverted dropout with probability ``p`` of dropping (identity in eval mode)."""
@@ -226,6 +261,9 @@ class Dropout(Module):
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.rng)
 
+    def planned(self, shape, dtype, xp):
+        return lambda x: x   # eval mode: the identity
+
 
 class Flatten(Module):
     """(N, ...) -> (N, prod(...))."""
@@ -235,6 +273,9 @@ class Flatten(Module):
 
     def forward(self, x):
         return F.flatten(x)
+
+    def planned(self, shape, dtype, xp):
+        return lambda x: x.reshape(x.shape[0], -1)
 
 
 class Sequential(Module):

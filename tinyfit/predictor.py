@@ -13,8 +13,9 @@ trained further or loaded into; moving the model to another device or dtype plan
 Concurrent callers take turns (a lock: the buffers are shared); for parallel inference give
 each thread its own Predictor.
 
-Layers it plans: Linear, Conv2d, MaxoutConv2d, Dropout (identity), Flatten; any other Module
-runs through its own forward in eval mode, without a graph.
+Each layer plans itself (``Module.planned``: Linear, Conv2d, MaxoutConv2d, Dropout as the
+identity, Flatten); a layer without a plan runs through its own forward in eval mode, without a
+graph.
 """
 from __future__ import annotations
 
@@ -25,9 +26,6 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor, no_grad
-from .functional.conv import Conv2d as Conv2dOp
-from .functional.pool import MaxPool2d, Maxout
-from .nn import Conv2d, Dropout, Flatten, Linear, MaxoutConv2d, Sequential
 
 __all__ = ["Predictor"]
 
@@ -39,7 +37,7 @@ class Predictor:
     shape) for images x (N, H, W, C), in batches of at most ``batch_size``."""
 
     def __init__(self, model, batch_size=1000):
-        if not isinstance(model, Sequential) or model.input_shape is None:
+        if getattr(model, "input_shape", None) is None or not hasattr(model, "layer_names"):
             raise TypeError(f"a Predictor needs a Sequential built with an input shape, got {type(model).__name__} "
                             f"(input shape {getattr(model, 'input_shape', None)}); build it with input_shape=(H, W, C)")
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -65,7 +63,10 @@ class Predictor:
                 if out is None:
                     out = xp.empty((len(x),) + y.shape[1:], dtype=y.dtype)
                 out[i:i + len(y)] = y
-        return out if out is not None else xp.empty((0,) + self._classes(), dtype=param.dtype)
+            if out is None:   # no images: the outputs' shape, from one of zeros
+                out = xp.empty((0,) + self._run(xp.zeros((1,) + tuple(self.model.input_shape), x.dtype), xp).shape[1:],
+                               dtype=param.dtype)
+        return out
 
     def predict_proba(self, x, T=1.0):
         """Class probabilities (N, classes): the softmax of the logits at temperature T."""
@@ -103,10 +104,6 @@ class Predictor:
                 x = y
         return out
 
-    def _classes(self):
-        last = self.model[self.model.layer_names[-1]]
-        return (last.W.shape[1],) if isinstance(last, Linear) else ()
-
     def _run(self, x, xp):
         key = (x.shape, x.dtype.str, xp.__name__)
         steps = self._plans.get(key)
@@ -126,33 +123,13 @@ class Predictor:
 
 
 def _step(m, shape, dtype, xp):
-    """A function x -> y computing layer ``m`` for inputs of ``shape`` (its buffers allocated here)."""
-    if isinstance(m, Dropout):
-        return lambda x: x
-    if isinstance(m, Flatten):
-        return lambda x: x.reshape(x.shape[0], -1)
-    if isinstance(m, Linear):
-        y = xp.empty((shape[0], m.W.shape[1]), dtype=dtype)
+    """A function x -> y computing layer ``m`` for inputs of ``shape``: its own ``planned``
+    (buffers allocated there), or, for a layer that has none, its forward in eval mode."""
+    step = m.planned(shape, dtype, xp)
+    if step is not None:
+        return step
 
-        def linear(x):
-            xp.matmul(x, m.W.data, out=y)
-            if m.b is not None:
-                y[...] += m.b.data
-            return y
-        return linear
-    if isinstance(m, Conv2d):
-        _, run = Conv2dOp(m.stride, m.pad).planned(shape, m.W.shape, m.b is not None, dtype, xp)
-        return lambda x: run(x, m.W.data, None if m.b is None else m.b.data)
-    if isinstance(m, MaxoutConv2d):
-        conv = _step(m.conv, shape, dtype, xp)
-        n, h, w, c = Conv2dOp(m.conv.stride, m.conv.pad).output_shape(shape, m.conv.W.shape)
-        maxout = Maxout(m.pieces).planned((n, h, w, c), dtype, xp)
-        if not m.pool:
-            return lambda x: maxout(conv(x))
-        pool = MaxPool2d(m.pool, m.pool_stride, ceil_mode=m.ceil_mode).planned((n, h, w, c // m.pieces), dtype, xp)
-        return lambda x: pool(maxout(conv(x)))
-
-    def other(x):
+    def forward(x):
         was = m.training
         m.eval()
         try:
@@ -160,4 +137,4 @@ def _step(m, shape, dtype, xp):
                 return m(Tensor(x)).data
         finally:
             m.train(was)
-    return other
+    return forward
