@@ -73,6 +73,16 @@ def test_a_model_file_predicts_through_the_predictor(tmp_path):
     assert isinstance(loaded.predictor(), Predictor) and loaded.predictor() is loaded.predictor()
 
 
+def test_a_model_that_has_predicted_can_be_copied_and_pickled():
+    import copy
+    import pickle
+    model = mnist_student(rng=np.random.default_rng(7), init="glorot")
+    x = _images(3)
+    want = model.predict(x)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert np.array_equal(twin.predict(x), want) and twin.predictor() is not model.predictor()
+
+
 def test_concurrent_callers_get_their_own_answers():
     model = mnist_student(rng=np.random.default_rng(4), init="glorot")
     p = Predictor(model, 16)

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tinyfit import report
@@ -83,3 +84,18 @@ def test_the_inference_tables_show_each_measurement_and_its_ratios(tmp_path):
     layers = report.render_table(str(tmp_path), "predict", "predict-layers").splitlines()
     assert layers[0] == "| layer | student, batch 1, 1 thread |"      # only the profiled rows
     assert layers[2:] == ["| h0 | 0.100 ms |", "| y | 0.020 ms |", "| Python function calls per call | 480 |"]
+
+
+def test_the_training_sets_table_joins_each_sets_profile_and_its_runs(tmp_path):
+    from tinyfit.data import class_profile
+    y = np.repeat(np.arange(10), [5, 5, 5, 5, 5, 5, 5, 5, 5, 15])
+    prof = class_profile(y, np.full((60, 2), 0.25))
+    assert prof["class_counts"][9] == 15 and prof["largest_to_smallest"] == 3.0
+    assert abs(prof["distance_from_uniform"] - (15 / 60 - 0.1)) < 1e-12 and prof["mean_pixel"] == 0.25
+    rows = [{"data": "a", "method": "backprop", "test_error": e} for e in (0.9, 0.1, 0.2)] + \
+           [{"data": "a", "method": "kd", "test_error": 0.05}]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "results.json").write_text(json.dumps({"results": rows, "training_sets": {"a": prof}}))
+    table = report.render_table(str(tmp_path), "d", "training-sets").splitlines()
+    assert table[0].endswith("| backprop left chance | KD left chance |")
+    assert table[2] == "| a | 60 | 5 5 5 5 5 5 5 5 5 15 | 3.00 | 0.150 | 0.2500 | 2 of 3 | 1 of 1 |"

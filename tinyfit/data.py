@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["DataError", "read_idx", "load_mnist_idx", "download_mnist", "load_mnist_5k", "MNIST_5K",
-           "Split", "split_dataset", "paper_split", "mnist_split", "MNIST_FILES", "MNIST_MIRROR"]
+           "Split", "split_dataset", "paper_split", "mnist_split", "MNIST_FILES", "MNIST_MIRROR", "training_subset",
+           "reweigh_classes", "class_profile"]
 
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 # SHA-256 of the four standard archives
@@ -240,6 +241,21 @@ def subset_indices(y, n, seed, balanced=False):
     if min(len(p) for p in pools) < n // 10:
         raise DataError(f"cannot draw {n // 10} digits of each class from these labels")
     return np.sort(np.concatenate([rng.choice(p, n // 10, replace=False) for p in pools]))
+
+
+def class_profile(y, x=None):
+    """What a training set's labels y (N,) (and images x, if given) look like: its size, the
+    count of each class, the ratio of the largest class to the smallest, the total variation
+    distance of its class frequencies from uniform (0: every class equal), and the images'
+    mean pixel value."""
+    counts = np.bincount(y, minlength=10)
+    freq = counts / max(1, len(y))
+    out = {"digits": int(len(y)), "class_counts": counts.tolist(),
+           "largest_to_smallest": float(counts.max() / max(1, counts.min())),
+           "distance_from_uniform": float(0.5 * np.abs(freq - 1 / len(counts)).sum())}
+    if x is not None:
+        out["mean_pixel"] = float(np.mean(x, dtype=np.float64))
+    return out
 
 
 CLASS_REWEIGHTINGS = ("rebalanced", "skewed")

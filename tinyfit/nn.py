@@ -329,6 +329,10 @@ class Sequential(Module):
         """Class probabilities (N, classes) for images x: the softmax of the outputs at temperature T."""
         return self.predictor(batch_size).predict_proba(x, T)
 
+    def __getstate__(self):
+        # copies and pickles leave the predictors behind (buffers, a lock); they plan anew
+        return {k: v for k, v in self.__dict__.items() if k != "_predictors"}
+
     def predictor(self, batch_size=1000):
         """This model's ``Predictor`` for batches of ``batch_size`` (one kept per batch size)."""
         from .predictor import Predictor

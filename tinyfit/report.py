@@ -25,9 +25,9 @@ import re
 from .columns import column_label, parse_column
 from .experiments import EXPERIMENTS
 from .files import atomic_write
-from .methods import PAPER_METHODS
+from .methods import METHODS, PAPER_METHODS
 from .pipeline import format_table
-from .summary import ALPHA, summarize
+from .summary import ALPHA, CHANCE_LINE, summarize
 
 __all__ = ["load", "render_table", "render_value", "refresh", "stale", "figure", "TABLES", "FORMATS",
            "format_summary", "format_markdown", "errors_table", "pairs_table", "figure_of", "write_study"]
@@ -298,6 +298,25 @@ def _predict_layers(view):
     return "\n".join(lines)
 
 
+def _training_sets(view):
+    """Each training set of a study (its ``training_sets``): size, class counts, balance, mean
+    pixel, and how many of each method's runs on it left chance."""
+    info = view["info"]
+    methods = list(dict.fromkeys(r["method"] for r in info["results"]))
+    lines = ["| training set | digits | class counts (0 to 9) | largest / smallest class | distance from uniform | "
+             "mean pixel | " + " | ".join(f"{METHODS[m].label} left chance" for m in methods) + " |",
+             "|---" * (6 + len(methods)) + "|"]
+    for key, t in info["training_sets"].items():
+        left = []
+        for m in methods:
+            errs = [r["test_error"] for r in info["results"] if r.get("data") == key and r["method"] == m]
+            left.append(f"{sum(e < CHANCE_LINE for e in errs)} of {len(errs)}" if errs else "")
+        lines.append(f"| {key} | {t['digits']} | {' '.join(map(str, t['class_counts']))} | "
+                     f"{t['largest_to_smallest']:.2f} | {t['distance_from_uniform']:.3f} | {t['mean_pixel']:.4f} | "
+                     + " | ".join(left) + " |")
+    return "\n".join(lines)
+
+
 def _profile(view):
     prof = view["info"]["profile_ms"]
     nets = list(prof)
@@ -383,7 +402,8 @@ def _regenerate(view):
 TABLES = {"compute": _compute, "commands": _commands, "questions": _questions, "regenerate": _regenerate,
           "family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance,
           "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions,
-          "gradients": _gradients, "speed": _speed, "predict": _predict, "predict-layers": _predict_layers}
+          "gradients": _gradients, "speed": _speed, "predict": _predict, "predict-layers": _predict_layers,
+          "training-sets": _training_sets}
 
 
 def render_table(root, name, kind):

@@ -17,7 +17,7 @@ from concurrent.futures import as_completed
 from dataclasses import asdict, replace
 
 from .checkpoint import load_archive, load_model
-from .data import training_subset
+from .data import class_profile, training_subset
 from .executors import InProcessExecutor, StudyError, check_executor, make_executor
 from .experiments import DEPTHS, EXPERIMENTS, Run, depth_students, guided_positions, plan
 from .experiments import experiment as experiment_record
@@ -220,6 +220,9 @@ def run_study(experiment, data, out, cfg, seeds=None, teacher_path=None, resume=
                                         + sum(r["seconds"] for r in rows), 1))
         if len(teachers) > 1:
             info["teachers"] = {str(k): t.row for k, (t, _) in teachers.items()}
+        sets = {r.data: run_data(r, data) for r in runs if r.data}
+        if sets:
+            info["training_sets"] = {k: class_profile(d.y_train, d.x_train) for k, d in sets.items()}
         if exp.extra_info:
             info.update(exp.extra_info(cfg.pieces, cfg.pooling))
         write_results(exp_dir, info, rows)

@@ -1,0 +1,101 @@
+"""How many small changes of the code the tests catch: mutmut over chosen modules.
+
+    pip install -e ".[test,mutation]"
+    python benchmarks/mutation_score.py tinyfit/stats.py tinyfit/summary.py --json mutation.json
+    python examples/publish_results.py --add mutation mutation.json
+
+mutmut (configured in pyproject.toml's [tool.mutmut]) copies the package into ``mutants/``,
+runs the whole suite once to learn which tests reach which function, then changes one
+operator, constant or name at a time in the chosen modules and runs the tests that reach it:
+a change that no test fails on "survived". It runs for hours over the big modules on 2 cores:
+in the background, never beside a training run (both would be slowed, and the timings of
+neither would mean anything); ``mutmut run`` again continues where it stopped.
+
+The results file holds, per module, the mutants killed, survived, timed out and not reached
+by any test, the score (killed and timed out over all the others), and every survivor with its
+diff and, where ``benchmarks/mutation_survivors.json`` gives one, the reason it is left: an
+equivalent change (same behaviour) or one not worth a test. Survivors without a reason are
+work to do.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+REASONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutation_survivors.json")
+KILLED = ("killed", "timeout")
+
+
+def module_name(path):
+    """'tinyfit/stats.py' -> 'tinyfit.stats'."""
+    if not path.endswith(".py") or not os.path.exists(os.path.join(ROOT, path)):
+        raise SystemExit(f"{path!r} is not a Python file of this checkout (expected e.g. tinyfit/stats.py)")
+    return path[:-3].replace(os.sep, ".").replace("/", ".")
+
+
+def mutmut(*args):
+    out = subprocess.run(["mutmut", *args], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode and args[0] != "run":
+        raise SystemExit(f"mutmut {' '.join(args)} failed:\n{out.stderr[-2000:]}")
+    return out.stdout
+
+
+def statuses(modules):
+    """{module: {mutant name: status}} from ``mutmut results --all true``."""
+    by = {m: {} for m in modules}
+    for line in mutmut("results", "--all", "true").splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        for m in modules:
+            if name.startswith(m + "."):
+                by[m][name] = status
+    return by
+
+
+def score(found, reasons):
+    counts = {}
+    for status in found.values():
+        counts[status] = counts.get(status, 0) + 1
+    tested = sum(n for s, n in counts.items() if s != "skipped")
+    killed = sum(counts.get(s, 0) for s in KILLED)
+    survivors = [{"mutant": n, "status": s, "diff": mutmut("show", n).split("\n", 1)[-1][-1500:],
+                  "reason": reasons.get(n, "")} for n, s in sorted(found.items()) if s not in KILLED + ("skipped",)]
+    return {"counts": counts, "mutants": tested, "killed": killed, "score": killed / tested if tested else None,
+            "survivors": survivors}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("modules", nargs="+", help="the modules to mutate, as paths (tinyfit/stats.py)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--no-run", action="store_true", help="only collect what earlier runs found")
+    a = ap.parse_args(argv)
+    modules = [module_name(p) for p in a.modules]
+    sys.path.insert(0, ROOT)
+    from tinyfit.files import atomic_write
+    from tinyfit.provenance import provenance
+    t0 = time.perf_counter()
+    if not a.no_run:
+        out = subprocess.run(["mutmut", "run", *(m + ".*" for m in modules)], cwd=ROOT)
+        if out.returncode not in (0, 1):
+            raise SystemExit(f"mutmut run stopped with exit status {out.returncode}")
+    reasons = json.load(open(REASONS)) if os.path.exists(REASONS) else {}
+    result = {"provenance": provenance(), "benchmark": "mutation_score",
+              "modules": {m: score(found, reasons) for m, found in statuses(modules).items()},
+              "wall_seconds": round(time.perf_counter() - t0, 1)}
+    for m, r in result["modules"].items():
+        s = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}% of {r['mutants']} killed"
+        print(f"{m}: {s}; {len(r['survivors'])} survivors, {sum(not x['reason'] for x in r['survivors'])} "
+              "without a reason")
+    if a.json:
+        atomic_write(a.json, json.dumps(result, indent=1).encode())
+        print(f"results: {a.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
