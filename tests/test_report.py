@@ -99,3 +99,14 @@ def test_the_training_sets_table_joins_each_sets_profile_and_its_runs(tmp_path):
     table = report.render_table(str(tmp_path), "d", "training-sets").splitlines()
     assert table[0].endswith("| backprop left chance | KD left chance |")
     assert table[2] == "| a | 60 | 5 5 5 5 5 5 5 5 5 15 | 3.00 | 0.150 | 0.2500 | 2 of 3 | 1 of 1 |"
+
+
+def test_the_mutation_table_counts_each_module_and_its_unexplained_survivors(tmp_path):
+    mods = {"tinyfit.stats": {"counts": {"killed": 18, "timeout": 1, "survived": 2, "no tests": 1}, "mutants": 22,
+                              "killed": 19, "score": 19 / 22,
+                              "survivors": [{"mutant": "a", "reason": "equivalent: same result"},
+                                            {"mutant": "b", "reason": ""}, {"mutant": "c", "reason": ""}]}}
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "results.json").write_text(json.dumps({"modules": mods}))
+    assert report.render_table(str(tmp_path), "m", "mutation").splitlines()[2] == \
+        "| `tinyfit.stats` | 22 | 19 | 2 | 1 | 86.4% | 2 |"

@@ -45,6 +45,10 @@ def test_quick_study_then_resume(experiment, tmp_path, capsys, monkeypatch):
     exp_dir = os.path.join(out, experiment)
     saved = json.load(open(os.path.join(exp_dir, "results.json")))
     assert len(saved["results"]) == len(runs) and saved["summary"]
+    # runs on training subsets: each set's class profile is recorded beside them
+    assert set(saved.get("training_sets", {})) == {r.data for r in runs if r.data}
+    for key, prof in saved.get("training_sets", {}).items():
+        assert sum(prof["class_counts"]) == prof["digits"] > 0, key
     md = open(os.path.join(exp_dir, "summary.md")).read()
     if experiment in ("init", "depth", "curves"):
         assert md.count("| backprop - KD |") == sum(not s["repeats"] for s in saved["summary"].values())

@@ -317,6 +317,18 @@ def _training_sets(view):
     return "\n".join(lines)
 
 
+def _mutation(view):
+    """Mutation scores per module (benchmarks/mutation_score.py) and the survivors left."""
+    lines = ["| module | mutants | killed (or timed out) | survived | no test reaches it | score | survivors without a "
+             "reason |", "|---" * 7 + "|"]
+    for m, r in view["info"]["modules"].items():
+        c = r["counts"]
+        score = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}%"
+        lines.append(f"| `{m}` | {r['mutants']} | {r['killed']} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
+                     f"{score} | {sum(not x['reason'] for x in r['survivors'])} |")
+    return "\n".join(lines)
+
+
 def _profile(view):
     prof = view["info"]["profile_ms"]
     nets = list(prof)
@@ -403,7 +415,7 @@ TABLES = {"compute": _compute, "commands": _commands, "questions": _questions, "
           "family": _family, "load": _load, "profile": _profile, "gemm": _gemm, "provenance": _provenance,
           "errors": _errors, "pairs": _pairs, "pipeline": _pipeline, "grid": _grid, "positions": _positions,
           "gradients": _gradients, "speed": _speed, "predict": _predict, "predict-layers": _predict_layers,
-          "training-sets": _training_sets}
+          "training-sets": _training_sets, "mutation": _mutation}
 
 
 def render_table(root, name, kind):
