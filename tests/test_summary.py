@@ -168,3 +168,15 @@ def test_a_smoke_summary_is_marked_as_such_everywhere():
     assert errors_table(s).startswith(f"**{SMOKE_NOTE}**")
     assert all(p["verdict"] == "smoke run: no verdict" for c in s.values() for p in c["pairs"])
     assert SMOKE_NOTE not in format_summary(summarize(rows))
+
+
+def test_one_seed_is_shown_without_interval_test_or_family():
+    from tinyfit import report
+    s = summarize(_rows("init code", {"backprop": [0.0113], "kd": [0.0094], "fitnet": [0.0070]}), "table4")
+    assert all(p["family"] == 0 and p["verdict"] == "one seed: no verdict" for p in s["init code"]["pairs"])
+    text = report.format_summary(s)
+    assert "backprop - kd: +0.19 points on the one seed (no interval, no verdict)" in text
+    assert "nan" not in text and "n/a" not in text and "Holm-corrected" not in text
+    md = report.format_markdown(s)
+    assert "| init code | backprop | 1.13% | one seed |" in md and md.endswith("One seed: no tests, no verdicts.")
+    assert "| init code | backprop - KD | +0.19 | one seed | - | - | - | one seed: no verdict |" in md

@@ -518,12 +518,17 @@ def format_summary(summary, experiment=""):
             lines.append(f"  {'':56s} {'test error':>10s} {'95% CI':>13s}  {'left chance':>11s}   per seed")
         for col, st in ({} if s.get("repeats") else s["columns"]).items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
-            lines.append(f"  {column_label(col)[:56]:56s} {_pct(st['mean']):>9s}% {_pct(st['low']):>6s}-"
-                         f"{_pct(st['high']):<6s} {st['left_chance']:>5d} of {st['n']:<3d}   {per}")
+            ci = f"{_pct(st['low']):>6s}-{_pct(st['high']):<6s}" if st["n"] > 1 else f"{'one seed':^13s}"
+            lines.append(f"  {column_label(col)[:56]:56s} {_pct(st['mean']):>9s}% {ci} {st['left_chance']:>5d} of "
+                         f"{st['n']:<3d}   {per}")
         if s["chosen"]:
             method = next(iter(s["chosen"]))  # the chosen record opens with {method: its chosen column}
             lines.append(f"  {method}: {s['chosen'][method]} chosen by {s['chosen']['by']}")
         for p in s["pairs"]:
+            if p["n"] < 2:   # no interval and no test on one seed
+                lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} points on the one seed "
+                             "(no interval, no verdict)")
+                continue
             lines.append(f"  {p['a']} - {p['b']}: {100 * p['mean_diff']:+.2f} points, 95% CI "
                          f"[{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] (paired over {p['n']} seeds; "
                          f"{p['a']} lower in {p['a_wins']}, {p['b']} lower in {p['b_wins']}; {_test(p)}): "
@@ -555,8 +560,9 @@ def errors_table(summary):
         for col, st in ({} if s.get("repeats") else s["columns"]).items():
             per = ", ".join(_pct(v) for v in st["per_seed"].values())
             trained = "-" if st["trained_mean"] is None else _pct(st["trained_mean"]) + "%"
-            lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {_pct(st['low'])}-{_pct(st['high'])}"
-                         f" | {_chance(st)} | {trained} | {per} |")
+            ci = f"{_pct(st['low'])}-{_pct(st['high'])}" if st["n"] > 1 else "one seed"
+            lines.append(f"| {cell} | {column_label(col)} | {_pct(st['mean'])}% | {ci} | {_chance(st)} | {trained} | "
+                         f"{per} |")
     return "\n".join(lines)
 
 
@@ -568,15 +574,18 @@ def pairs_table(summary):
     lines = ["| cell | pair (a - b) | mean difference (points) | 95% CI | lower error in | test | p (Holm) | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for cell, p in pairs:
-        if p["test"] == "fisher":  # errors of stuck and trained runs: the counts are compared
+        if p["n"] < 2:
+            diff = f"{100 * p['mean_diff']:+.2f} | one seed | - | -"
+        elif p["test"] == "fisher":  # errors of stuck and trained runs: the counts are compared
             diff = f"left chance: a {p['a_left_chance']}, b {p['b_left_chance']} of {p['n']} | - | - | Fisher exact"
         else:
             diff = (f"{100 * p['mean_diff']:+.2f} | [{100 * p['low']:+.2f}, {100 * p['high']:+.2f}] | "
                     f"a {p['a_wins']}, b {p['b_wins']} of {p['n']} | paired t")
-        lines.append(f"| {cell} | {column_label(p['a'])} - {column_label(p['b'])} | {diff} | "
-                     f"{p['p']:.2g} ({p['p_holm']:.2g}) | {p['verdict']} |")
-    return "\n".join(lines + ["", f"{_family_size(summary)} tests in this experiment, one family: a verdict needs "
-                                   f"a Holm-adjusted p-value below {ALPHA:g}."])
+        ps = f"{p['p']:.2g} ({p['p_holm']:.2g})" if p["n"] > 1 else "-"
+        lines.append(f"| {cell} | {column_label(p['a'])} - {column_label(p['b'])} | {diff} | {ps} | {p['verdict']} |")
+    family = _family_size(summary)
+    return "\n".join(lines + ["", f"{family} tests in this experiment, one family: a verdict needs a Holm-adjusted "
+                                   f"p-value below {ALPHA:g}." if family else "One seed: no tests, no verdicts."])
 
 
 def format_markdown(summary):

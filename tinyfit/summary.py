@@ -141,7 +141,7 @@ def compare(a, errs_a, b, errs_b, smoke=False):
     pval = fisher_exact(k_a, len(seeds), k_b, len(seeds)) if counts else t_test_p(p["mean"], p["sd"], p["n"])
     out = dict(a=a, b=b, n=p["n"], mean_diff=p["mean"], sd_diff=p["sd"], low=p["low"], high=p["high"],
                a_wins=p["a_lower"], b_wins=p["b_lower"], test="fisher" if counts else "t", p=pval,
-               a_left_chance=k_a, b_left_chance=k_b, p_holm=pval, family=1)
+               a_left_chance=k_a, b_left_chance=k_b, p_holm=pval, family=int(p["n"] > 1))
     out["verdict"] = _verdict(out, smoke)
     return out
 
