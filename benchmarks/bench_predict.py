@@ -133,9 +133,7 @@ def main(argv=None):
     if a.worker:
         worker(a.worker, a.reps)
         return None
-    sys.path.insert(0, os.path.join(HERE, ".."))
-    from tinyfit.files import atomic_write
-    from tinyfit.provenance import provenance
+    from results_file import save
     t0 = time.perf_counter()
     settings = [int(t) for t in a.threads.split(",")] if a.threads else sorted({1, _cores()})
     rows = []
@@ -150,12 +148,7 @@ def main(argv=None):
         others = "  ".join(f"{k} {r[k + '_ms']:7.2f} ms" for k in IMPLEMENTATIONS if k + "_ms" in r)
         print(f"{r['net']:8s} batch {r['batch']:4d} threads {r['threads']}: {others}   first call "
               f"{r['first_call_ms']:.1f} ms, kept {r['kept_mb']:.1f} MB")
-    result = {"provenance": provenance(), "benchmark": "bench_predict", "rows": rows,
-              "wall_seconds": round(time.perf_counter() - t0, 1)}
-    if a.json:
-        atomic_write(a.json, json.dumps(result, indent=1).encode())
-        print(f"results: {a.json}")
-    return result
+    return save(a.json, "bench_predict", t0, rows=rows)
 
 
 if __name__ == "__main__":

@@ -75,26 +75,20 @@ def main(argv=None):
     ap.add_argument("--no-run", action="store_true", help="only collect what earlier runs found")
     a = ap.parse_args(argv)
     modules = [module_name(p) for p in a.modules]
-    sys.path.insert(0, ROOT)
-    from tinyfit.files import atomic_write
-    from tinyfit.provenance import provenance
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from results_file import save
     t0 = time.perf_counter()
     if not a.no_run:
         out = subprocess.run(["mutmut", "run", *(m + ".*" for m in modules)], cwd=ROOT)
         if out.returncode not in (0, 1):
             raise SystemExit(f"mutmut run stopped with exit status {out.returncode}")
     reasons = json.load(open(REASONS)) if os.path.exists(REASONS) else {}
-    result = {"provenance": provenance(), "benchmark": "mutation_score",
-              "modules": {m: score(found, reasons) for m, found in statuses(modules).items()},
-              "wall_seconds": round(time.perf_counter() - t0, 1)}
-    for m, r in result["modules"].items():
+    scores = {m: score(found, reasons) for m, found in statuses(modules).items()}
+    for m, r in scores.items():
         s = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}% of {r['mutants']} killed"
         print(f"{m}: {s}; {len(r['survivors'])} survivors, {sum(not x['reason'] for x in r['survivors'])} "
               "without a reason")
-    if a.json:
-        atomic_write(a.json, json.dumps(result, indent=1).encode())
-        print(f"results: {a.json}")
-    return result
+    return save(a.json, "mutation_score", t0, modules=scores)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ the slowdown against the default threads on an idle machine. Nothing else should
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -29,8 +28,7 @@ import time
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from tinyfit.files import atomic_write  # noqa: E402
-from tinyfit.provenance import provenance  # noqa: E402
+from results_file import save  # noqa: E402
 
 SETTINGS = {
     "default": {"OPENBLAS_THREAD_TIMEOUT": "4"},
@@ -96,11 +94,7 @@ def main(argv=None):
     if base:
         for r in rows:
             r["slowdown"] = r["step_ms"] / base
-    if a.json:
-        info = {"provenance": provenance(), "benchmark": "shared_load", "batch": a.batch, "rows": rows,
-                "wall_seconds": round(time.perf_counter() - t0, 1)}
-        atomic_write(a.json, json.dumps(info, indent=1).encode())
-        print(f"wrote {a.json}")
+    save(a.json, "shared_load", t0, batch=a.batch, rows=rows)
 
 
 if __name__ == "__main__":
