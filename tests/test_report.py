@@ -92,13 +92,16 @@ def test_the_training_sets_table_joins_each_sets_profile_and_its_runs(tmp_path):
     prof = class_profile(y, np.full((60, 2), 0.25))
     assert prof["class_counts"][9] == 15 and prof["largest_to_smallest"] == 3.0
     assert abs(prof["distance_from_uniform"] - (15 / 60 - 0.1)) < 1e-12 and prof["mean_pixel"] == 0.25
-    rows = [{"data": "a", "method": "backprop", "test_error": e} for e in (0.9, 0.1, 0.2)] + \
-           [{"data": "a", "method": "kd", "test_error": 0.05}]
+    hist = lambda vals: [{"epoch": i + 1, "val": v} for i, v in enumerate(vals)]
+    rows = [{"data": "a", "method": "backprop", "test_error": e, "history": hist(h)}
+            for e, h in ((0.9, [0.9, 0.9, 0.9]), (0.1, [0.9, 0.4, 0.1]), (0.2, [0.9, 0.9, 0.3]))] + \
+           [{"data": "a", "method": "kd", "test_error": 0.05, "history": hist([0.2, 0.05])}]
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "results.json").write_text(json.dumps({"results": rows, "training_sets": {"a": prof}}))
     table = report.render_table(str(tmp_path), "d", "training-sets").splitlines()
     assert table[0].endswith("| backprop left chance | KD left chance |")
-    assert table[2] == "| a | 60 | 5 5 5 5 5 5 5 5 5 15 | 3.00 | 0.150 | 0.2500 | 2 of 3 | 1 of 1 |"
+    assert table[2] == ("| a | 60 | 5 5 5 5 5 5 5 5 5 15 | 3.00 | 0.150 | 0.2500 | 2 of 3 (from epoch 2-3 of 3) | "
+                        "1 of 1 (from epoch 1 of 2) |")
 
 
 def test_the_mutation_table_counts_each_module_and_its_unexplained_survivors(tmp_path):

@@ -298,9 +298,22 @@ def _predict_layers(view):
     return "\n".join(lines)
 
 
+def _left_chance_when(runs):
+    """'k of n', and for the k runs that left chance, the epochs at which their validation
+    error first fell below the chance line (of how many epochs the runs had)."""
+    trained = [r for r in runs if r["test_error"] < CHANCE_LINE]
+    text = f"{len(trained)} of {len(runs)}"
+    first = [next((h["epoch"] for h in r["history"] if h["val"] < CHANCE_LINE), None) for r in trained]
+    first = [e for e in first if e is not None]
+    if first:
+        span = f"{min(first)}" if min(first) == max(first) else f"{min(first)}-{max(first)}"
+        text += f" (from epoch {span} of {max(len(r['history']) for r in trained)})"
+    return text
+
+
 def _training_sets(view):
     """Each training set of a study (its ``training_sets``): size, class counts, balance, mean
-    pixel, and how many of each method's runs on it left chance."""
+    pixel, and how many of each method's runs on it left chance, and from which epoch."""
     info = view["info"]
     methods = list(dict.fromkeys(r["method"] for r in info["results"]))
     lines = ["| training set | digits | class counts (0 to 9) | largest / smallest class | distance from uniform | "
@@ -309,8 +322,8 @@ def _training_sets(view):
     for key, t in info["training_sets"].items():
         left = []
         for m in methods:
-            errs = [r["test_error"] for r in info["results"] if r.get("data") == key and r["method"] == m]
-            left.append(f"{sum(e < CHANCE_LINE for e in errs)} of {len(errs)}" if errs else "")
+            runs = [r for r in info["results"] if r.get("data") == key and r["method"] == m]
+            left.append(_left_chance_when(runs) if runs else "")
         lines.append(f"| {key} | {t['digits']} | {' '.join(map(str, t['class_counts']))} | "
                      f"{t['largest_to_smallest']:.2f} | {t['distance_from_uniform']:.3f} | {t['mean_pixel']:.4f} | "
                      + " | ".join(left) + " |")
