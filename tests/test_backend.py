@@ -119,3 +119,22 @@ def test_busy_cores_counts_other_runnable_threads_not_the_reader(monkeypatch):
     monkeypatch.setattr(builtins, "open", lambda path, *a, **k: io.StringIO(next(reads)) if path == "/proc/loadavg"
                         else real_open(path, *a, **k))
     assert backend.busy_cores(samples=3, interval=0) == 2.0   # median of 2, 0, 2 runnable besides the reader
+
+
+def test_batch_parallel_splits_only_work_worth_the_threads(monkeypatch):
+    import threading
+    monkeypatch.setattr(backend, "_threads", 2)
+    for elements, threaded in ((None, True), (backend.PARALLEL_MIN_ELEMENTS, True),
+                               (backend.PARALLEL_MIN_ELEMENTS - 1, False)):
+        seen, covered = set(), []
+
+        def fn(lo, hi):
+            seen.add(threading.get_ident())
+            covered.extend(range(lo, hi))
+            threading.Event().wait(0.01)   # long enough for the pool's thread to take a chunk
+        backend.batch_parallel(fn, 64, elements=elements)
+        assert sorted(covered) == list(range(64))          # every row once, threaded or not
+        assert (len(seen) > 1) == threaded, elements
+    calls = []
+    backend.batch_parallel(lambda lo, hi: calls.append((lo, hi)), 7)   # fewer rows than min_n: one call
+    assert calls == [(0, 7)]

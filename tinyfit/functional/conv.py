@@ -139,7 +139,7 @@ def im2col(x, kh, kw, stride=1, pad=0, ones=False, out=None):
         windows[lo:hi] = win[lo:hi]
         if ones:
             col[lo:hi, ..., K] = 1
-    backend.batch_parallel(work, N, xp)
+    backend.batch_parallel(work, N, xp, elements=col.size)
     return col.reshape(N * OH * OW, K + ones)
 
 
@@ -166,7 +166,7 @@ def im2col_k_major(x, kh, kw, stride=1, pad=0, ones=False, out=None):
                 colT[i * kw + j, lo:hi] = img[lo:hi, i:i + he:stride, j:j + we:stride]
         if ones:
             colT[-1, lo:hi] = 1
-    backend.batch_parallel(work, N, xp)
+    backend.batch_parallel(work, N, xp, elements=colT.size)
     return colT.reshape(kh * kw + ones, N * OH * OW)
 
 

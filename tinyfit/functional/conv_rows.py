@@ -48,7 +48,7 @@ def row_windows(x, kw, pad, xp, xt, xw):
         part = xt[:, lo:hi]
         win = xp.lib.stride_tricks.as_strided(part, (H, hi - lo, OW, kw, C), (s[0], s[1], s[2], s[2], s[3]))
         xw[:, lo:hi] = win
-    backend.batch_parallel(work, N, xp)
+    backend.batch_parallel(work, N, xp, elements=xw.size)
     return xw.reshape(H, N * OW, kw * C)
 
 
@@ -76,7 +76,7 @@ def _sum_row_products(out, terms, xp):
 
         def add(lo, hi, part=part, rows=rows):
             out[rows, lo:hi] += part[:, lo:hi]
-        backend.batch_parallel(add, out.shape[1], xp)
+        backend.batch_parallel(add, out.shape[1], xp, elements=part.size)
     return out
 
 
@@ -96,7 +96,7 @@ def rows_forward(x, W, b, pad, buffers=None):
     if b is not None:
         def bias(lo, hi):
             y[:, lo:hi] += b
-        backend.batch_parallel(bias, N * OW, xp)
+        backend.batch_parallel(bias, N * OW, xp, elements=y.size)
     return y.reshape(OH, N, OW, C_out).transpose(1, 0, 2, 3), xw
 
 

@@ -223,7 +223,7 @@ class MaxPool2d(Function):
         def work(lo, hi):
             xs = xpad[lo:hi]
             _select_max([window(xs, k) for k in range(kh * kw)], y[lo:hi], _slice_or_none(winners, 0, lo, hi), xp)
-        backend.batch_parallel(work, xpad.shape[0], xp)
+        backend.batch_parallel(work, xpad.shape[0], xp, elements=xpad.size)
         return y
 
     def _separable_steps(self, OH, OW, dtype, xp, record):
@@ -247,7 +247,7 @@ class MaxPool2d(Function):
             for step in steps:
                 step.axis_max.forward(x, *(_slice_or_none(b, 0, lo, hi) for b in step.buffers()), xp)
                 x = step.out[lo:hi]
-        backend.batch_parallel(work, xpad.shape[0], xp)
+        backend.batch_parallel(work, xpad.shape[0], xp, elements=xpad.size)
         return steps[-1].out
 
     def backward(self, gy):
@@ -334,7 +334,7 @@ class Maxout(Function):
                 _select_max([xs[..., k] for k in range(p)], y[lo:hi], None if winners is None else winners[lo:hi],
                             xp)
             if x.ndim > 1:
-                backend.batch_parallel(work, x.shape[0], xp)
+                backend.batch_parallel(work, x.shape[0], xp, elements=x.size)
             else:
                 work(0, None)
             return y
