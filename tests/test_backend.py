@@ -128,7 +128,7 @@ def test_batch_parallel_splits_only_work_worth_the_threads(monkeypatch):
                                (backend.PARALLEL_MIN_ELEMENTS - 1, False)):
         seen, covered = set(), []
 
-        def fn(lo, hi):
+        def fn(lo, hi, seen=seen, covered=covered):
             seen.add(threading.get_ident())
             covered.extend(range(lo, hi))
             threading.Event().wait(0.01)   # long enough for the pool's thread to take a chunk
