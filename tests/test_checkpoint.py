@@ -172,6 +172,10 @@ def test_members_that_would_inflate_beyond_the_limit_are_refused_unread(tmp_path
     assert headers["w"][0] == (1000,) and headers["w"][1] == np.float32
     with pytest.raises(CheckpointError, match=r"array 'w' would inflate to 4,128 bytes \(limit 4,000\); refused"):
         inspect_archive(path, "checkpoint", max_array_bytes=4000)
+    # the limit itself is allowed, one byte under it is not
+    assert inspect_archive(path, "checkpoint", max_array_bytes=4128)[0]["w"][0] == (1000,)
+    with pytest.raises(CheckpointError, match=r"4,128 bytes \(limit 4,127\)"):
+        inspect_archive(path, "checkpoint", max_array_bytes=4127)
     monkeypatch.setattr(checkpoint, "MAX_ARRAY_BYTES", 4000)
     with pytest.raises(CheckpointError, match="would inflate"):
         load_archive(path, "checkpoint")

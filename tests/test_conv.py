@@ -1,10 +1,11 @@
 """conv2d and im2col: gradient checks, nested-loop references, the adjoint identity."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import find, given, settings, strategies as st
 
 import tinyfit.functional as F
 from tinyfit import gradcheck
+from tinyfit.functional.conv import FORWARD_PATHS, INPUT_GRAD_PATHS
 from helpers import T, arr, np_
 
 seeds = st.integers(0, 2 ** 32 - 1)
@@ -42,12 +43,27 @@ def conv_cases(draw):
                 H=H, W=Wd, k=k, pad=pad, stride=stride)
 
 
-@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=st.booleans(),
-       algorithm=st.sampled_from(["auto", "im2col", "rows"]))
+ALGORITHMS = st.sampled_from(["auto", "im2col", "rows"])
+
+
+def as_drawn(case, algorithm):
+    """The case a draw of (conv_cases, ALGORITHMS) runs: kernel rows take stride 1 only."""
+    return dict(case, stride=1) if algorithm == "rows" else case
+
+
+def drawn_plan(case, algorithm):
+    c = as_drawn(case, algorithm)
+    plan = F.conv_plan((c["N"], c["H"], c["W"], c["C"]), (c["k"], c["k"], c["C"], c["O"]), c["stride"], c["pad"],
+                       algorithm)
+    assert plan.forward in FORWARD_PATHS and plan.input_grad in INPUT_GRAD_PATHS, plan
+    return plan
+
+
+@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=st.booleans(), algorithm=ALGORITHMS)
 def test_conv2d_matches_reference_and_gradcheck(device, case, seed, noncontig, bias, algorithm):
     """Both algorithms (im2col and kernel rows, the latter stride 1 only) on every case."""
     rng = np.random.default_rng(seed)
-    c = dict(case, stride=1) if algorithm == "rows" else case
+    c = as_drawn(case, algorithm)
     x = arr(rng, (c["N"], c["H"], c["W"], c["C"]), noncontig)
     W = arr(rng, (c["k"], c["k"], c["C"], c["O"]), noncontig)
     b = arr(rng, (c["O"],)) if bias else np.zeros(c["O"])
@@ -80,6 +96,14 @@ def col2im_reference(col, x_shape, k, stride, pad):
             for ow in range(OW):
                 xp[n, oh * stride:oh * stride + k, ow * stride:ow * stride + k, :] += col[n, oh, ow]
     return xp[:, pad:pad + H, pad:pad + W]
+
+
+@pytest.mark.parametrize("part,path", [("forward", p) for p in FORWARD_PATHS]
+                         + [("input_grad", p) for p in INPUT_GRAD_PATHS])
+def test_the_generated_cases_reach_every_path_the_conv_plan_can_choose(part, path):
+    """A path no draw of the test above can reach would go untested: find one draw for each."""
+    find(st.tuples(conv_cases(), ALGORITHMS), lambda d: getattr(drawn_plan(*d), part) == path,
+         settings=settings(max_examples=5000, database=None))
 
 
 @given(case=conv_cases(), seed=seeds, noncontig=st.booleans())

@@ -193,6 +193,20 @@ def test_split_is_deterministic_and_disjoint():
         D.split_dataset(x, y, 60, 50)
 
 
+def test_the_split_keeps_at_least_one_training_example_and_refuses_none():
+    x, y = np.arange(10)[:, None].astype(np.float32), np.arange(10)
+    assert len(D.split_dataset(x, y, 5, 4).y_train) == 1
+    with pytest.raises(D.DataError, match="cannot take 5 validation and 5 test examples from 10 and keep a training "
+                                          "set; hold out fewer \\(at most 9 in all\\)"):
+        D.split_dataset(x, y, 5, 5)
+    # a separate test set: only the validation digits come out of the ten
+    assert len(D.split_dataset(x, y, 9, 0, x_test=x[:2], y_test=y[:2]).y_train) == 1
+    with pytest.raises(D.DataError, match="cannot take 10 validation and 0 test examples from 10"):
+        D.split_dataset(x, y, 10, 0, x_test=x[:2], y_test=y[:2])
+    with pytest.raises(D.DataError, match="cannot take -1 validation"):
+        D.split_dataset(x, y, -1, 0)
+
+
 def test_full_mnist_uses_the_papers_fixed_split(tmp_path):
     parts, _ = write_mnist(str(tmp_path), n_train=30, n_test=5)
     (x, y), (xt, yt) = D.load_mnist_idx(str(tmp_path))

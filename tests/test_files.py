@@ -20,6 +20,11 @@ def test_output_errors_name_the_path_and_the_reason(tmp_path):
     e = OutputError("/x/y", OSError(errno.ENOSPC, "No space left on device"))
     assert str(e) == ("cannot write /x/y: the disk is full; free some space, then rerun with --resume: the files "
                       "written before are intact") and e.path == "/x/y"
+    # a quota is full disk for the user: the same advice, its own reason
+    q = OutputError("/x/y", OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert str(q) == str(e).replace("the disk is full", "the disk quota is exceeded")
+    other = OutputError("/x/y", OSError(errno.EACCES, "Permission denied"))
+    assert str(other) == "cannot write /x/y: Permission denied"
 
 
 def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_taken_over(tmp_path):

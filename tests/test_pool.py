@@ -3,10 +3,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import find, given, settings, strategies as st
 
 import tinyfit.functional as F
 from tinyfit import gradcheck
+from tinyfit.functional.pool import MAXOUT_PATHS, POOL_PATHS, Maxout, MaxPool2d
 from helpers import T, arr, np_
 
 seeds = st.integers(0, 2 ** 32 - 1)
@@ -49,6 +50,32 @@ def pool_cases(draw):
     s = sh if square else (sh, sw)
     return dict(N=draw(st.integers(1, 2)), C=draw(st.integers(1, 3)), H=H, W=W, k=k, s=s, pad=pad,
                 ceil=draw(st.booleans()))
+
+
+def drawn_pool_path(c):
+    op = MaxPool2d(c["k"], c["s"], c["pad"], c["ceil"])
+    op.planned((c["N"], c["H"], c["W"], c["C"]), np.float64, np)
+    assert op.path in POOL_PATHS, op.path
+    return op.path
+
+
+@pytest.mark.parametrize("path", POOL_PATHS)
+def test_the_generated_cases_reach_every_pooling_path(path):
+    """A path no draw of pool_cases can reach would go untested: find one draw for each."""
+    find(pool_cases(), lambda c: drawn_pool_path(c) == path, settings=settings(max_examples=5000, database=None))
+
+
+MAXOUT_PIECES = st.integers(1, 4)
+
+
+@pytest.mark.parametrize("path", MAXOUT_PATHS)
+def test_the_generated_cases_reach_every_maxout_path(path):
+    def drawn(pieces):
+        op = Maxout(pieces)
+        op.planned((2, 3 * pieces), np.float64, np)
+        assert op.path in MAXOUT_PATHS, op.path
+        return op.path
+    find(MAXOUT_PIECES, lambda p: drawn(p) == path, settings=settings(max_examples=500, database=None))
 
 
 @given(case=pool_cases(), seed=seeds, noncontig=st.booleans())
@@ -164,7 +191,7 @@ def test_pool_window_larger_than_input():
         F.max_pool2d(T(np.ones((1, 3, 3, 1))), 4)
 
 
-@given(pieces=st.integers(1, 4), groups=st.integers(1, 4), lead=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+@given(pieces=MAXOUT_PIECES, groups=st.integers(1, 4), lead=st.lists(st.integers(1, 3), min_size=1, max_size=3),
        seed=seeds, noncontig=st.booleans())
 def test_maxout_matches_reference_and_gradcheck(device, pieces, groups, lead, seed, noncontig):
     rng = np.random.default_rng(seed)

@@ -152,3 +152,22 @@ def test_an_experiment_on_the_full_files_without_them_is_one_line(tmp_path):
             f"error: {name} runs on the full MNIST files: give --data-dir DIR (a folder with the four standard IDX "
             "files) or --download"]
         assert not os.path.exists(tmp_path / "s")
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_runs_another_experiment_defines_are_reused_resume_or_not_its_own_only_with_resume(resume, monkeypatch):
+    # every run has a finished result on disk; which of them are trained again?
+    from tinyfit import study
+    from tinyfit.executors import InProcessExecutor
+    runs = plan("floor", [0, 1])
+    assert {r.experiment for r in runs} == {"init", "floor"}
+    looked_up, trained = [], []
+    monkeypatch.setattr(study, "_finished", lambda run, *a: looked_up.append(run.name) or {"run": run.name})
+    monkeypatch.setattr(study, "train_run", lambda run, *a, **k: trained.append(run.name) or {"run": run.name})
+    rows, n = study._train_runs(runs, "floor", "/nowhere/floor", None, None, {0: (None, None)}, resume,
+                                InProcessExecutor(), None, log=lambda *m: None)
+    own = [r.name for r in runs if r.experiment == "floor"]
+    shared = [r.name for r in runs if r.experiment == "init"]
+    assert sorted(trained) == ([] if resume else sorted(own)) and n == len(trained)
+    assert sorted(looked_up) == sorted(shared + (own if resume else []))
+    assert set(rows) == {r.name for r in runs}

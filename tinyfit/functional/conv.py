@@ -35,6 +35,8 @@ from .window import conv_output_size, inside, pad_to, sweep
 __all__ = ["im2col", "im2col_k_major", "conv2d", "conv_output_size", "ConvPlan", "conv_plan"]
 
 ALGORITHMS = ("auto", "im2col", "rows")
+FORWARD_PATHS = ("im2col", "im2col-k-major", "rows")       # what conv_plan can choose, each tested
+INPUT_GRAD_PATHS = ("offsets", "rows", "flipped")
 
 
 @dataclass(frozen=True)

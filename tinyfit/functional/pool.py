@@ -159,13 +159,17 @@ class _Step:
         return self.blocks, self.out, self.block_winners, self.window_winners
 
 
+POOL_PATHS = ("separable", "separable, padded", "sweep", "sweep, padded")   # MaxPool2d.path, each tested
+MAXOUT_PATHS = ("one piece", "two pieces", "more pieces")                   # Maxout.path, each tested
+
+
 class MaxPool2d(Function):
     """y (N, OH, OW, C) = max over each kh x kw window of x (N, H, W, C).
 
     Windows that are a whole number of strides long (4/2, 2/2, 3/1, ...) are pooled
     separably, columns then rows (_AxisMax); others by a sweep over the kh*kw window
     positions. Both send each output's gradient to the first maximum of its window in
-    row-major scan order."""
+    row-major scan order. After planning, ``path`` says which of POOL_PATHS was taken."""
     def __init__(self, kernel, stride=None, pad=0, ceil_mode=False):
         self.kh, self.kw = (kernel, kernel) if np.isscalar(kernel) else tuple(kernel)
         stride = stride if stride is not None else (self.kh, self.kw)
@@ -195,6 +199,7 @@ class MaxPool2d(Function):
         Hp, Wp = (OH - 1) * sh + kh, (OW - 1) * sw + kw
         self.separable = kh % sh == 0 and kw % sw == 0 and kh * kw > 1
         if self.separable and p == 0:  # a last window hanging over the edge is handled there
+            self.path = "separable"
             self.pad_shape = (N, min(H, Hp), min(W, Wp), C)
             steps = self._separable_steps(OH, OW, dtype, xp, record)
             return lambda x: self._separable_forward(x[:, :Hp, :Wp], steps, xp)
@@ -202,6 +207,7 @@ class MaxPool2d(Function):
         self.pad_shape = (N, Hp, Wp, C)
         xpad = xp.full(self.pad_shape, -np.inf, dtype=dtype) if p or Hp > H or Wp > W else None
         padded = (lambda x: pad_into(xpad, x, p)) if xpad is not None else (lambda x: x)
+        self.path = ("separable" if self.separable else "sweep") + (", padded" if xpad is not None else "")
         if self.separable:
             steps = self._separable_steps(OH, OW, dtype, xp, record)
             return lambda x: self._separable_forward(padded(x), steps, xp)
@@ -294,7 +300,8 @@ class MaxPool2d(Function):
 
 
 class Maxout(Function):
-    """y (..., C) = max over each group of ``pieces`` consecutive channels of x (..., C*pieces)."""
+    """y (..., C) = max over each group of ``pieces`` consecutive channels of x (..., C*pieces).
+    After planning, ``path`` says which of MAXOUT_PATHS was taken."""
     def __init__(self, pieces):
         if not isinstance(pieces, (int, np.integer)) or pieces < 1:
             raise ValueError(f"maxout pieces must be a positive integer, got {pieces!r}")
@@ -318,6 +325,7 @@ class Maxout(Function):
                 f"maxout: {x_shape[-1]} channels (last axis of shape {x_shape}) cannot be split "
                 f"into groups of pieces={p}; the channel count must be a multiple of pieces.")
         self.winners = None
+        self.path = MAXOUT_PATHS[min(p, 3) - 1]
         if p == 1:
             return lambda x: x.copy()
         C = x_shape[-1] // p
