@@ -5,7 +5,7 @@ from hypothesis import find, given, settings, strategies as st
 
 import tinyfit.functional as F
 from tinyfit import gradcheck
-from tinyfit.functional.conv import FORWARD_PATHS, INPUT_GRAD_PATHS
+from tinyfit.functional.conv import FORWARD_PATHS, INPUT_GRAD_PATHS, one_by_one
 from helpers import T, arr, np_
 
 seeds = st.integers(0, 2 ** 32 - 1)
@@ -59,7 +59,10 @@ def drawn_plan(case, algorithm):
     return plan
 
 
-@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=st.booleans(), algorithm=ALGORITHMS)
+BIAS = st.booleans()
+
+
+@given(case=conv_cases(), seed=seeds, noncontig=st.booleans(), bias=BIAS, algorithm=ALGORITHMS)
 def test_conv2d_matches_reference_and_gradcheck(device, case, seed, noncontig, bias, algorithm):
     """Both algorithms (im2col and kernel rows, the latter stride 1 only) on every case."""
     rng = np.random.default_rng(seed)
@@ -104,6 +107,18 @@ def test_the_generated_cases_reach_every_path_the_conv_plan_can_choose(part, pat
     """A path no draw of the test above can reach would go untested: find one draw for each."""
     find(st.tuples(conv_cases(), ALGORITHMS), lambda d: getattr(drawn_plan(*d), part) == path,
          settings=settings(max_examples=5000, database=None))
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_the_generated_cases_reach_the_one_by_one_shortcut(with_bias):
+    """1x1, stride 1, no padding: the input is its own column matrix (without a bias column)
+    and gy @ W^T the input gradient, each a path of its own."""
+    def shortcut(d):
+        case, algorithm, bias = d
+        c = as_drawn(case, algorithm)
+        return (drawn_plan(case, algorithm).forward == "im2col" and bias == with_bias
+                and one_by_one(c["k"], c["k"], c["stride"], c["pad"]))
+    find(st.tuples(conv_cases(), ALGORITHMS, BIAS), shortcut, settings=settings(max_examples=5000, database=None))
 
 
 @given(case=conv_cases(), seed=seeds, noncontig=st.booleans())

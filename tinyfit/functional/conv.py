@@ -93,6 +93,12 @@ def conv_plan(x_shape, w_shape, stride=1, pad=0, algorithm="auto", bias=True):
                     "flipped" if flipped else "rows" if rows else "offsets", g)
 
 
+def one_by_one(kh, kw, stride, pad):
+    """A 1x1 kernel at stride 1 without padding: the input (N*H*W, C) is its own column matrix
+    (no im2col copy, unless the bias column is folded in) and gy @ W^T its input gradient."""
+    return kh == kw == 1 and stride == 1 and pad == 0
+
+
 def _reaches(span):
     return span[0] < span[1]
 
@@ -126,7 +132,7 @@ def im2col(x, kh, kw, stride=1, pad=0, ones=False, out=None):
     OH, OW = _check(x.shape, kh, kw, stride, pad)
     N, _, _, C = x.shape
     K = kh * kw * C
-    if kh == kw == 1 and stride == 1 and pad == 0 and not ones:
+    if one_by_one(kh, kw, stride, pad) and not ones:
         return xp.ascontiguousarray(x).reshape(N * OH * OW, C)
     if pad:
         x = pad_to(x, pad, (x.shape[1] + 2 * pad, x.shape[2] + 2 * pad), 0, xp)
@@ -182,7 +188,7 @@ def _input_grad(gy2, W, x_shape, stride, pad):
     kh, kw, C_in, C_out = W.shape
     N, H, Wd, _ = x_shape
     OH, OW = conv_output_size(H, kh, stride, pad), conv_output_size(Wd, kw, stride, pad)
-    if kh == kw == 1 and stride == 1 and pad == 0:
+    if one_by_one(kh, kw, stride, pad):
         return (gy2 @ W[0, 0].T).reshape(x_shape)
     g = xp.zeros(x_shape, dtype=gy2.dtype)
     Wt = W.transpose(0, 1, 3, 2)  # (kh, kw, C_out, C_in)
@@ -269,7 +275,7 @@ class Conv2d(Function):
             colT = xp.empty((K + bias, N * OH * OW), dtype=dtype)
             columns = lambda x: im2col_k_major(x, kh, kw, s, p, ones=bias, out=colT).T
         else:
-            col = None if kh == kw == 1 and s == 1 and p == 0 and not bias else \
+            col = None if one_by_one(kh, kw, s, p) and not bias else \
                 xp.empty((N * OH * OW, K + bias), dtype=dtype)
             columns = lambda x: im2col(x, kh, kw, s, p, ones=bias, out=col)
         W2 = xp.empty((K + bias, C_out), dtype=dtype) if bias else None
