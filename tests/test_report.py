@@ -113,3 +113,7 @@ def test_the_mutation_table_counts_each_module_and_its_unexplained_survivors(tmp
     (tmp_path / "m" / "results.json").write_text(json.dumps({"modules": mods}))
     assert report.render_table(str(tmp_path), "m", "mutation").splitlines()[2] == \
         "| `tinyfit.stats` | 22 | 19 | 2 | 1 | 86.4% | 2 |"
+    assert "Tests run" not in report.render_table(str(tmp_path), "m", "mutation")
+    (tmp_path / "m" / "results.json").write_text(json.dumps({"modules": mods, "tests": ["test_stats.py"]}))
+    assert report.render_table(str(tmp_path), "m", "mutation").splitlines()[-1] == \
+        "Tests run: `test_stats.py` only (the whole suite kills at least as many)."

@@ -339,6 +339,10 @@ def _mutation(view):
         score = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}%"
         lines.append(f"| `{m}` | {r['mutants']} | {r['killed']} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
                      f"{score} | {sum(not x['reason'] for x in r['survivors'])} |")
+    tests = view["info"].get("tests", "all")
+    if tests != "all":
+        names = ", ".join(f"`{t}`" for t in tests)
+        lines.append(f"\nTests run: {names} only (the whole suite kills at least as many).")
     return "\n".join(lines)
 
 
