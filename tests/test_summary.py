@@ -180,3 +180,31 @@ def test_one_seed_is_shown_without_interval_test_or_family():
     md = report.format_markdown(s)
     assert "| init code | backprop | 1.13% | one seed |" in md and md.endswith("One seed: no tests, no verdicts.")
     assert "| init code | backprop - KD | +0.19 | one seed | - | - | - | one seed: no verdict |" in md
+
+
+def test_pooled_cells_hold_their_members_runs_and_join_the_family():
+    from tinyfit.experiments import DATA_POOLS
+    from tinyfit.report import format_summary
+    members = dict(DATA_POOLS)
+    assert set(members["class-balanced sets pooled"]) == {"data embedded", "data rule-25000", "data balanced-3500-s0",
+                                                        "data balanced-3500-s1"}
+    assert set(members["random sets pooled"]) == {f"data random-{n}-s{k}" for n in (3500, 10000, 25000)
+                                                  for k in (0, 1)} | {"data all"}
+    stuck, out = (.9, .9, .9), (.1, .12, .08)
+    rows = (_rows("data embedded", {"backprop": stuck, "fitnet": out})
+            + _rows("data balanced-3500-s0", {"backprop": stuck, "fitnet": out})
+            + _rows("data random-3500-s0", {"backprop": out, "fitnet": (.05, .06, .07)}))
+    s = summarize(rows, "data")
+    # one random set present: no random pool; the two balanced sets pooled, seeds keyed by cell
+    assert list(s) == ["data embedded", "data balanced-3500-s0", "data random-3500-s0", "class-balanced sets pooled"]
+    pool = s["class-balanced sets pooled"]
+    assert pool["repeats"] and pool["columns"]["backprop"]["per_seed"] == {
+        f"data {c}/{k}": .9 for c in ("embedded", "balanced-3500-s0") for k in range(3)}
+    (p,) = pool["pairs"]
+    # 0 of 6 against 6 of 6 (p = 2 / C(12, 6)), Holm over the 4 tests of the experiment
+    assert (p["test"], p["a_left_chance"], p["b_left_chance"], p["n"]) == ("fisher", 0, 6, 6)
+    assert p["p"] == pytest.approx(2 / 924) and p["family"] == 4 and p["p_holm"] == pytest.approx(4 * 2 / 924)
+    assert p["verdict"] == "FitNets (hints + KD) leaves chance more often"
+    assert all(q["verdict"].startswith("no detectable") for c in list(s)[:2] for q in s[c]["pairs"])
+    assert "class-balanced sets pooled" not in format_markdown(s).split("| cell | pair")[0]
+    assert "class-balanced sets pooled\n  backprop - fitnet: +80.00 points" in format_summary(s)

@@ -26,7 +26,8 @@ ALPHA = 0.05  # the family-wise error rate of an experiment's verdicts
 CHANCE_LINE = 0.5
 # the cell comparing FitNets' errors across depths (its columns repeat runs shown in the per-depth cells)
 ACROSS_DEPTHS = "FitNets across depths"
-# the cell pooling every cell's runs (an experiment's ``across_cells``), seeds keyed by their cell
+# the cell pooling every cell's runs (an experiment's ``across_cells``; its ``pools`` name others),
+# seeds keyed by their cell
 ACROSS_CELLS = "all cells pooled"
 
 
@@ -56,28 +57,37 @@ def _column_stats(errs, vals):
                 trained_mean=statistics.mean(trained) if trained else None)
 
 
-def _cells(rows, across_depths, across_cells=False):
+def _cells(rows, across_depths, across_cells=False, pools=()):
     """{cell: {column: ({seed: test error}, {seed: validation error})}}, with the across-depths
-    and pooled cells."""
+    and pooled cells (``pools``: (name, member cells); a pool of fewer than two present cells is
+    left out)."""
     cells = {}
     for r in rows:
         c = cells.setdefault(r["cell"], {}).setdefault(r["column"], ({}, {}))
         c[0][r["seed"]], c[1][r["seed"]] = r["test_error"], r["best_val_error"]
+    own = list(cells)
     if across_depths:
         # the paper's claim that a deeper thin student does better at equal cost, on the method
         # that trains at every depth: FitNets' errors, each depth against the shallowest
         fitnets = {cell: cols["fitnet"] for cell, cols in cells.items() if "fitnet" in cols}
         if len(fitnets) > 1:
             cells[ACROSS_DEPTHS] = dict(sorted(fitnets.items(), key=lambda kv: int(kv[0].split()[1])))
-    if across_cells and len(cells) > 1:
-        pooled = {}
-        for cell, cols in list(cells.items()):
-            for col, (errs, vals) in cols.items():
-                e, v = pooled.setdefault(col, ({}, {}))
-                e.update({f"{cell}/{s}": x for s, x in errs.items()})
-                v.update({f"{cell}/{s}": x for s, x in vals.items()})
-        cells[ACROSS_CELLS] = pooled
+    for name, members in tuple(pools) + (((ACROSS_CELLS, own),) if across_cells else ()):
+        present = [c for c in members if c in own]
+        if len(present) > 1:
+            cells[name] = _pool({c: cells[c] for c in present})
     return cells
+
+
+def _pool(cells):
+    """One cell of every column's runs in ``cells``, each seed keyed by its cell ('cell/seed')."""
+    pooled = {}
+    for cell, cols in cells.items():
+        for col, (errs, vals) in cols.items():
+            e, v = pooled.setdefault(col, ({}, {}))
+            e.update({f"{cell}/{s}": x for s, x in errs.items()})
+            v.update({f"{cell}/{s}": x for s, x in vals.items()})
+    return pooled
 
 
 def _choose(cols, stats):
@@ -107,14 +117,15 @@ def summarize(rows, experiment="init", smoke=False):
     "chosen" has each weight's mean validation and test errors over those seeds."""
     exp = EXPERIMENTS[experiment]
     out = {}
-    for cell, cols in _cells(rows, exp.across_depths, exp.across_cells).items():
+    repeated = {ACROSS_DEPTHS, ACROSS_CELLS} | {name for name, _ in exp.pools}
+    for cell, cols in _cells(rows, exp.across_depths, exp.across_cells, exp.pools).items():
         stats = {col: _column_stats(dict(sorted(e.items())), dict(sorted(v.items()))) for col, (e, v) in cols.items()}
         chosen = _choose(cols, stats)
         present = list(stats)
         pairs = [compare(a, cols[a][0], b, cols[b][0], smoke) for a, b in exp.pairs(present)
                  if a in present and b in present]
         out[cell] = dict(columns=stats, pairs=pairs, chosen=chosen, smoke=smoke,
-                         repeats=cell in (ACROSS_DEPTHS, ACROSS_CELLS))
+                         repeats=cell in repeated)
     _correct([p for s in out.values() for p in s["pairs"]], smoke)
     return out
 
