@@ -136,6 +136,7 @@ def _points(ax, x, values, color, jitter):
 # a run at or above this test error (%) stayed at chance (ten classes: about 90%); such runs are
 # counted under the axis, not drawn, so that the trained runs' differences stay visible
 CHANCE_PCT = 50.0
+PANELS_PER_ROW = 5   # more groups wrap onto further rows, so that a page can show them
 
 
 def grouped_errors(groups, path, title="", ylabel="test error (%)"):
@@ -148,8 +149,12 @@ def grouped_errors(groups, path, title="", ylabel="test error (%)"):
     groups: [(group label, [(bar label, method key, [error per seed, in %])])]."""
     plt = _plt()
     width = max(len(bars) for _, bars in groups)
-    fig, axes = plt.subplots(1, len(groups), figsize=(1.5 + (0.8 * width + 0.8) * len(groups), 4.4), squeeze=False)
-    for ax, (label, bars) in zip(axes[0], groups):
+    across = min(len(groups), PANELS_PER_ROW)
+    down = -(-len(groups) // across)
+    fig, axes = plt.subplots(down, across, figsize=(1.5 + (0.8 * width + 0.8) * across, 4.4 * down), squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, (label, bars) in zip(axes.flat, groups):
         top = 0.0
         for x, (_, key, v) in enumerate(bars):
             trained = [e for e in v if e < CHANCE_PCT]
