@@ -90,7 +90,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     if not a.no_run:
         # the same hypothesis draws for every mutant (tests/conftest.py's "mutation" profile)
-        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation")
+        # and one thread everywhere: no thread pool to copy into a forked worker
+        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", TINYFIT_NUM_THREADS="1")
         if tests:
             env["TINYFIT_TEST_FILES"] = ",".join(tests)
         out = subprocess.run(["mutmut", "run", *(m + ".*" for m in modules)], cwd=ROOT, env=env)

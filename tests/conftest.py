@@ -35,9 +35,5 @@ def pytest_collection_modifyitems(config, items):
     # on chosen tests, benchmarks/mutation_score.py --tests); unset, every test
     only = os.environ.get("TINYFIT_TEST_FILES")
     if only:
-        keep = set(only.split(","))
-        unknown = keep - {os.path.basename(str(i.fspath)) for i in items}
-        if unknown:
-            raise pytest.UsageError(f"TINYFIT_TEST_FILES names {sorted(unknown)}: no test collected from such a file; "
-                                    "expected names of files in tests/, e.g. test_stats.py")
+        keep = set(only.split(","))   # checked by mutation_score.py: a run on node ids collects fewer files
         items[:] = [i for i in items if os.path.basename(str(i.fspath)) in keep]

@@ -31,3 +31,12 @@ def test_a_key_parses_back_to_what_built_it(method, floor, beta):
     c = parse_column(key)
     assert c.key == key and c.method == method and c.floor == floor
     assert c.beta == (beta if method == "single-stage" and not floor else 0.0)
+
+
+def test_labels_and_keys_of_every_kind_by_hand():
+    assert column_key("single-stage") == "single-stage"        # no weight given: none in the key
+    assert column_label("guided h2") == "hints at h2 + KD"     # not the paper's guided layer
+    assert parse_column("guided h2") == Column("fitnet", guided="h2")
+    assert column_label("single-stage beta=2.6") == "single-stage, beta 2.6"
+    assert column_label("kd budget=other") == "KD, other"      # a budget without a label shows its name
+    assert column_label("depth 9") == "depth 9" and column_label("teacher") == "teacher"

@@ -34,3 +34,11 @@ def test_labels_and_colours_are_distinct_and_ablations_are_never_called_fitnets(
     assert len({m.label for m in METHODS.values()}) == len(METHODS)
     assert all("FitNets" not in METHODS[v].label for v in VARIANTS)
     assert row_label("kd") == "student, KD" and row_label("teacher") == "teacher"
+
+
+def test_an_unknown_method_names_the_known_ones():
+    import pytest
+    with pytest.raises(ValueError) as e:
+        method("fitnets")
+    assert str(e.value) == ("method must be one of backprop, kd, fitnet, single-stage, dsn-kd, random-hints-kd, "
+                            "hints-backprop, got 'fitnets'")
