@@ -193,3 +193,50 @@ def test_a_text_file_given_as_a_model_gets_no_pickle_advice(tmp_path):
     with pytest.raises(CheckpointError) as e:
         load_model(str(p))
     assert "not a tinyfit model file" in str(e.value) and "pickle" not in str(e.value)
+
+
+def test_every_refusal_names_the_file_and_what_was_wrong(tmp_path):
+    import json
+    path = str(tmp_path / "m.model.npz")
+    _model_file(path)
+    # a missing array: named, with what the specification asks for
+    _model_file(path, arrays_change=lambda a: a.pop("y.b"))
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    assert str(e.value) == (f"{path}: array 'y.b' is missing but the file's own specification asks for a float array "
+                            "of shape (10,); the file is inconsistent")
+    # another format version
+    ck = str(tmp_path / "c.npz")
+    save_archive(ck, {"w": np.zeros(2)}, {"epoch": 1}, "checkpoint")
+    with np.load(ck) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(bytes(arrays["__meta__"]).decode())
+    meta["version"] = 99
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(ck, **arrays)
+    with pytest.raises(CheckpointError) as e:
+        load_archive(ck, "checkpoint")
+    assert str(e.value) == f"{ck}: format version 99, this tinyfit reads version 1; use the tinyfit release that wrote it"
+    # a specification that cannot be built
+    _model_file(path, spec_change=lambda s: s.update(layers=[["y", "NoSuchLayer", {}]]))
+    with pytest.raises(CheckpointError, match=f"^{path}: the model specification is invalid: "):
+        load_model(path)
+
+
+def test_a_model_file_keeps_its_extra_metadata(tmp_path):
+    from tinyfit.models import mnist_student
+    path = str(tmp_path / "m.model.npz")
+    save_model(path, mnist_student(rng=np.random.default_rng(0)), extra={"test_error": 0.25})
+    assert load_archive(path, "model")[1]["extra"] == {"test_error": 0.25}
+    save_model(path, mnist_student(rng=np.random.default_rng(0)))
+    assert load_archive(path, "model")[1]["extra"] == {}
+
+
+def test_the_metadata_has_its_own_size_limit(tmp_path, monkeypatch):
+    path = str(tmp_path / "c.npz")
+    save_archive(path, {"w": np.zeros(4)}, {"note": "x" * 500}, "checkpoint")
+    monkeypatch.setattr(checkpoint, "MAX_META_BYTES", 300)
+    with pytest.raises(CheckpointError, match=r"array '__meta__' would inflate to [\d,]+ bytes \(limit 300\)"):
+        inspect_archive(path, "checkpoint", max_array_bytes=10 ** 6)
+    monkeypatch.setattr(checkpoint, "MAX_META_BYTES", 10 ** 6)
+    assert inspect_archive(path, "checkpoint", max_array_bytes=200)[1]["note"] == "x" * 500   # meta > 200 bytes

@@ -81,3 +81,51 @@ def test_no_update_is_recorded_across_a_stage_boundary():
     n = sum(p.data.size for p in layer.parameters())
     assert np.isclose(rec.records[0]["update"]["model"], 0.5 * np.sqrt(n))
     assert "update" not in rec.records[1] and "update" not in rec.records[2]
+
+
+def _grads(module, value=1.0):
+    for p in module.parameters():
+        p.grad = np.full_like(p.data, value)
+    return module
+
+
+def test_layers_are_named_by_the_stack_they_sit_in():
+    """A stack of layers under the trained network's own name gives its layers' names; under
+    another name, 'name/layer'; a module of one layer (a regressor) is one layer."""
+    import pytest
+    from tinyfit.nn import Linear, Sequential
+    rng = np.random.default_rng(0)
+    two = lambda: Sequential([("a", Linear(in_features=2, out_features=2, rng=rng)),
+                              ("b", Linear(in_features=2, out_features=2, rng=rng))])
+    one = Sequential([("only", Linear(in_features=2, out_features=3, rng=rng))])
+    modules = {"student": _grads(two()), "teacher": _grads(two(), 2.0), "regressor": _grads(one, 3.0)}
+    norms = layer_norms(modules)   # the gradients by default
+    assert list(norms) == ["a", "b", "teacher/a", "teacher/b", "regressor"]
+    assert np.isclose(norms["a"], np.sqrt(6)) and np.isclose(norms["teacher/b"], 2 * np.sqrt(6))
+    assert np.isclose(norms["regressor"], 3 * np.sqrt(9))
+    assert list(layer_norms({"model": _grads(two())})) == ["a", "b"]
+    # a parameter without a gradient is skipped, not the rest of its module
+    first = next(iter(modules["student"].parameters()))
+    first.grad = None
+    assert np.isclose(layer_norms(modules)["a"], np.sqrt(2)) and "b" in layer_norms(modules)
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match=f"^every must be a positive number of steps, got {bad!r}$"):
+            GradientRecorder(every=bad)
+
+
+def test_a_record_holds_the_step_the_gradients_and_the_weights():
+    from types import SimpleNamespace
+    from tinyfit.nn import Linear, Sequential
+    net = Sequential([("h0", Linear(in_features=4, out_features=3, rng=np.random.default_rng(0))),
+                      ("y", Linear(in_features=3, out_features=2, rng=np.random.default_rng(1)))])
+    probe = np.random.default_rng(2).random((5, 4), dtype=np.float32)
+    rec = GradientRecorder(probe)   # every step by default
+    for step in range(2):
+        rec(SimpleNamespace(stage="backprop", epoch=1, step=step, loss=0.5 + step, modules={"model": _grads(net, 0.1)}))
+    # a recorder on modules without the network has nothing to probe
+    GradientRecorder(probe)(SimpleNamespace(stage="s", epoch=1, step=0, loss=0.0, modules={"regressor": _grads(Linear(in_features=2, out_features=2, rng=np.random.default_rng(3)))}))
+    r = rec.records[0]
+    assert set(r) == {"stage", "epoch", "step", "loss", "grad", "weight", "act", "update"}
+    assert (r["stage"], r["epoch"], r["step"], r["loss"]) == ("backprop", 1, 0, 0.5) and "act" in rec.records[1]
+    assert r["weight"] == layer_norms({"model": net}, "data") and r["grad"] == layer_norms({"model": net})
+    assert r["weight"] != r["grad"]

@@ -104,3 +104,58 @@ def test_kd_loss_gradcheck_and_minimum_at_teacher(device, n, k, lam, tau, seed):
 def test_kd_rejects_negative_lambda(lam):
     with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
         F.kd_loss(T(np.zeros((1, 2))), np.array([0]), np.zeros((1, 2)), lam)
+
+
+def test_every_loss_error_says_what_it_expected():
+    x = T(np.zeros((2, 3)))
+    for call, message in [
+        (lambda: F.cross_entropy(x, np.array([0, 1, 2])), "labels must have shape (2,) to match the logits' batch, "
+                                                          "got (3,)"),
+        (lambda: F.cross_entropy(x, np.array([0.0, 1.0])), "labels must be integers (class indices), got dtype "
+                                                           "float64"),
+        (lambda: F.cross_entropy(T(np.zeros(3)), np.array([0])), "cross_entropy expects logits (N, K), got shape (3,)"),
+        (lambda: F.soft_cross_entropy(x, T(np.zeros((2, 4)))), "soft_cross_entropy expects logits and targets of one "
+                                                               "shape (N, K), got (2, 3) and (2, 4)"),
+        (lambda: F.soft_cross_entropy(T(np.zeros(3)), T(np.zeros(3))), "soft_cross_entropy expects logits and "
+                                                                       "targets of one shape (N, K), got (3,) and (3,)"),
+        (lambda: F.hint_loss(x, x, "mean"), "hint loss reduction must be 'paper' or 'code', got 'mean'"),
+        (lambda: F.KDTerm(soft="l2"), "soft must be 'ce' or 'kl', got 'l2'"),
+    ]:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == message
+
+
+def test_the_defaults_and_scalings_of_the_kd_loss_by_hand():
+    s = np.array([[1.0, 0.0, -1.0], [0.5, 0.2, 0.1]])
+    t = np.array([[2.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    y = np.array([0, 2])
+    hard = -log_softmax_ref(s)[np.arange(2), y].mean()
+    pt = np.exp(log_softmax_ref(t, 3.0))
+    soft = -(pt * log_softmax_ref(s, 3.0)).sum(-1).mean()
+    # the paper's tau (3) and soft cross-entropy by default; labels may come as a Tensor
+    assert np.isclose(np_(F.kd_loss(T(s), T(y, requires_grad=False), T(t), 1.0)), hard + soft, rtol=1e-12)
+    assert np.isclose(np_(F.cross_entropy(T(s), y)), hard, rtol=1e-12)
+    assert np.isclose(np_(F.soft_cross_entropy(T(s), T(pt))), -(pt * log_softmax_ref(s)).sum(-1).mean(), rtol=1e-12)
+    # a weight of 1 keeps the soft term; a scale multiplies it; tau^2 only when asked
+    term = F.KDTerm(3.0, tau_squared=True)
+    assert np.isclose(np_(term.loss(T(s), y, term.targets(T(t)), 2.0)), hard + 2.0 * 9.0 * soft, rtol=1e-12)
+    assert np.isclose(np_(F.kd_loss_targets(T(s), y, pt, 1.0, 3.0, scale=4.0)), hard + 4.0 * soft, rtol=1e-12)
+    assert np.isclose(np_(F.kd_loss_targets(T(s), y, pt, 0.0, 3.0)), hard, rtol=1e-12)
+
+
+@given(n=st.integers(1, 3), k=st.integers(2, 4), T_=st.floats(0.5, 3), seed=seeds)
+def test_soft_cross_entropy_gradient_for_targets_of_any_total(n, k, T_, seed):
+    """The formula holds for targets that are not distributions (a sum other than 1)."""
+    rng = np.random.default_rng(seed)
+    tx, tq = T(arr(rng, (n, k))), T(rng.random((n, k)) * 3)
+    assert gradcheck(lambda x, q: F.soft_cross_entropy(x, q, T_), [tx, tq])
+
+
+def test_hint_loss_code_reduction_by_hand_on_an_odd_width():
+    # (1, 2, 3, 1): the code's mean over N, H, C of the sum over W: 1/2 (1 + 4 + 9 + 0 + 1 + 1) / 2
+    a = T(np.array([[[[1.0], [2.0], [3.0]], [[0.0], [1.0], [-1.0]]]]))
+    assert np.isclose(np_(F.hint_loss(a, T(np.zeros((1, 2, 3, 1))), "code")), 0.5 * 16 / 2)
+    b = T(np.zeros((1, 2, 3, 1)), requires_grad=False)
+    F.hint_loss(a, b, "code").backward()
+    assert b.grad is None and np.allclose(np_(a.grad), np_(a) / 2)
