@@ -62,3 +62,62 @@ def test_a_failed_run_removes_the_folder_it_created_but_nothing_written(tmp_path
         with output_folder(str(tmp_path / "old")):
             raise KeyError("a folder that existed before is left alone")
     assert os.path.isdir(tmp_path / "old")
+
+
+def test_output_errors_from_any_exception_say_what_it_said():
+    assert str(OutputError("/p", ValueError("bad value"))) == "cannot write /p: bad value"
+    assert OutputError("/p", ValueError("bad value")).errno is None
+    assert str(OutputError("/p", OSError("plain"))) == "cannot write /p: plain"
+
+
+def test_atomic_write_goes_through_a_temporary_file_beside_the_target(tmp_path, monkeypatch):
+    target = str(tmp_path / "sub" / "r.json")
+    seen = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: seen.append((a, b, os.stat(a).st_mode & 0o777)) or real(a, b))
+    atomic_write(target, b"\x00bytes")
+    atomic_write(target, "text \u00e9")
+    (tmp, dst, mode), _ = seen
+    assert dst == target and os.path.dirname(tmp) == os.path.dirname(target)
+    assert os.path.basename(tmp).startswith(".tmp-") and tmp.endswith(".json")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    assert open(target, encoding="utf-8").read() == "text \u00e9"
+    monkeypatch.undo()
+
+    def half(f):
+        f.write(b"partial")
+        raise KeyError("writer failed")
+    with pytest.raises(KeyError):
+        atomic_write(target, half)
+
+    def no_space(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OutputError, match="the disk is full"):
+        atomic_write(target, no_space)
+    assert os.listdir(tmp_path / "sub") == ["r.json"] and open(target, encoding="utf-8").read() == "text \u00e9"
+
+
+def test_the_lock_says_who_holds_it_and_is_released_on_exit(tmp_path):
+    import re
+    out = str(tmp_path / "run")
+    os.makedirs(out)
+    with open(os.path.join(out, FolderLock.NAME), "w") as f:
+        f.write("an old holder's much longer line than any process writes, " * 3 + "\nand a second line\n")
+    with FolderLock(out) as held:
+        text = open(os.path.join(out, FolderLock.NAME)).read()
+        assert re.fullmatch(rf"process {os.getpid()} on \S+, started \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\n", text)
+        os.ftruncate(held.fd, 0)   # a holder that wrote nothing
+        with pytest.raises(FolderBusy) as e:
+            with FolderLock(out):
+                pass
+        assert str(e.value) == (f"{out} is in use by another process; wait for it to finish, or give another output "
+                                "folder (--out)")
+    assert held.fd is None
+    with FolderLock(out):   # released: taken again at once
+        pass
+    os.makedirs(os.path.join(str(tmp_path / "odd"), FolderLock.NAME))
+    with pytest.raises(OutputError, match=rf"^cannot write {tmp_path}/odd/{FolderLock.NAME}: Is a directory$"):
+        with FolderLock(str(tmp_path / "odd")):
+            pass
