@@ -216,7 +216,8 @@ def test_every_refusal_names_the_file_and_what_was_wrong(tmp_path):
     np.savez(ck, **arrays)
     with pytest.raises(CheckpointError) as e:
         load_archive(ck, "checkpoint")
-    assert str(e.value) == f"{ck}: format version 99, this tinyfit reads version 1; use the tinyfit release that wrote it"
+    assert str(e.value) == (f"{ck}: format version 99, this tinyfit reads version 1; use the tinyfit release that "
+                            "wrote it")
     # a specification that cannot be built
     _model_file(path, spec_change=lambda s: s.update(layers=[["y", "NoSuchLayer", {}]]))
     with pytest.raises(CheckpointError, match=f"^{path}: the model specification is invalid: "):

@@ -123,7 +123,8 @@ def test_a_record_holds_the_step_the_gradients_and_the_weights():
     for step in range(2):
         rec(SimpleNamespace(stage="backprop", epoch=1, step=step, loss=0.5 + step, modules={"model": _grads(net, 0.1)}))
     # a recorder on modules without the network has nothing to probe
-    GradientRecorder(probe)(SimpleNamespace(stage="s", epoch=1, step=0, loss=0.0, modules={"regressor": _grads(Linear(in_features=2, out_features=2, rng=np.random.default_rng(3)))}))
+    regressor = _grads(Linear(in_features=2, out_features=2, rng=np.random.default_rng(3)))
+    GradientRecorder(probe)(SimpleNamespace(stage="s", epoch=1, step=0, loss=0.0, modules={"regressor": regressor}))
     r = rec.records[0]
     assert set(r) == {"stage", "epoch", "step", "loss", "grad", "weight", "act", "update"}
     assert (r["stage"], r["epoch"], r["step"], r["loss"]) == ("backprop", 1, 0, 0.5) and "act" in rec.records[1]

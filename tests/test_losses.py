@@ -116,8 +116,8 @@ def test_every_loss_error_says_what_it_expected():
         (lambda: F.cross_entropy(T(np.zeros(3)), np.array([0])), "cross_entropy expects logits (N, K), got shape (3,)"),
         (lambda: F.soft_cross_entropy(x, T(np.zeros((2, 4)))), "soft_cross_entropy expects logits and targets of one "
                                                                "shape (N, K), got (2, 3) and (2, 4)"),
-        (lambda: F.soft_cross_entropy(T(np.zeros(3)), T(np.zeros(3))), "soft_cross_entropy expects logits and "
-                                                                       "targets of one shape (N, K), got (3,) and (3,)"),
+        (lambda: F.soft_cross_entropy(T(np.zeros(3)), T(np.zeros(3))),
+         "soft_cross_entropy expects logits and targets of one shape (N, K), got (3,) and (3,)"),
         (lambda: F.hint_loss(x, x, "mean"), "hint loss reduction must be 'paper' or 'code', got 'mean'"),
         (lambda: F.KDTerm(soft="l2"), "soft must be 'ce' or 'kl', got 'l2'"),
     ]:
