@@ -208,3 +208,63 @@ def test_pooled_cells_hold_their_members_runs_and_join_the_family():
     assert all(q["verdict"].startswith("no detectable") for c in list(s)[:2] for q in s[c]["pairs"])
     assert "class-balanced sets pooled" not in format_markdown(s).split("| cell | pair")[0]
     assert "class-balanced sets pooled\n  backprop - fitnet: +80.00 points" in format_summary(s)
+
+
+def test_which_side_leaves_chance_more_often_and_where_chance_begins():
+    from tinyfit.summary import CHANCE_LINE
+    six = range(6)
+    # a (listed first) leaves chance, b does not: the verdict names a
+    c = compare("fitnet", {s: .1 for s in six}, "kd", {s: .9 for s in six})
+    assert (c["a_left_chance"], c["b_left_chance"]) == (6, 0)
+    assert c["verdict"] == "FitNets (hints + KD) leaves chance more often"
+    # an error exactly at the line is at chance
+    at = compare("kd", {s: CHANCE_LINE for s in six}, "fitnet", {s: .1 for s in six})
+    assert at["a_left_chance"] == 0 and at["test"] == "fisher"
+    st = summarize(_rows("init code", {"kd": [CHANCE_LINE] * 3, "fitnet": (.1, .1, .1)}))["init code"]["columns"]
+    assert st["kd"]["left_chance"] == 0 and st["kd"]["trained_mean"] is None
+
+
+def test_two_seeds_are_tested_and_corrected_one_is_not():
+    two = summarize(_rows("init code", {"kd": (.10, .12), "fitnet": (.05, .06)}))["init code"]["pairs"][0]
+    assert two["family"] == 1 and two["n"] == 2 and two["verdict"] != "one seed: no verdict"
+    assert two["sd_diff"] == pytest.approx(0.007071, abs=1e-6)   # d = .05, .06
+    c = compare("kd", {0: .10, 1: .12}, "fitnet", {0: .05, 1: .06})
+    assert c["family"] == 1 and c["verdict"].startswith("no detectable difference at 2 seeds")
+
+
+def test_pairs_compare_test_errors_and_columns_keep_every_statistic():
+    # validation errors opposite to the test errors: the pair must follow the test errors
+    rows = _rows("init code", {"kd": (.20, .22, .21), "fitnet": (.10, .11, .12)},
+                 {"kd": (.01, .01, .01), "fitnet": (.50, .50, .50)})
+    s = summarize(rows)["init code"]
+    (p,) = s["pairs"]
+    assert p["mean_diff"] == pytest.approx(0.1) and p["a_wins"] == 0 and p["b_wins"] == 3
+    kd = s["columns"]["kd"]
+    assert kd["sd"] == pytest.approx(0.01) and kd["mean_val"] == pytest.approx(0.01)
+    assert kd["val_per_seed"] == {"0": .01, "1": .01, "2": .01} and kd["per_seed"] == {"0": .20, "1": .22, "2": .21}
+
+
+def test_the_pooled_cell_of_every_cell_and_the_depth_order():
+    from tinyfit.summary import ACROSS_CELLS, ACROSS_DEPTHS
+    rows = (_rows("teacher 0", {"kd": (.1, .1), "fitnet": (.2, .2)}) + _rows("teacher 1", {"kd": (.9, .9),
+                                                                                           "fitnet": (.1, .1)}))
+    s = summarize(rows, "teachers")
+    assert s[ACROSS_CELLS]["repeats"] and s[ACROSS_CELLS]["columns"]["kd"]["n"] == 4
+    assert ACROSS_CELLS not in summarize(_rows("teacher 0", {"kd": (.1, .1), "fitnet": (.2, .2)}), "teachers")
+    one = summarize(_rows("depth 3", {"fitnet": (.1, .1)}), "depth")
+    assert ACROSS_DEPTHS not in one
+    deep = summarize(_rows("depth 11", {"fitnet": (.3, .3)}) + _rows("depth 3", {"fitnet": (.1, .1)}), "depth")
+    assert list(deep[ACROSS_DEPTHS]["columns"]) == ["depth 3", "depth 11"]
+
+
+def test_the_chosen_weight_is_recorded_and_an_empty_choice_is_refused():
+    from tinyfit.summary import choose_hint_weight
+    errs = {"single-stage beta=0.26": (.1, .1), "single-stage beta=2.6": (.2, .2)}
+    s = summarize(_rows("init code", errs), "ablate")["init code"]
+    assert s["columns"]["single-stage"]["chosen"] == "single-stage beta=0.26"
+    assert s["chosen"]["by"] == ("lowest mean validation error over the seeds every weight ran (a tie: the smaller "
+                                 "weight)")
+    with pytest.raises(ValueError) as e:
+        choose_hint_weight({"single-stage beta=0.26": {0: .1}, "single-stage beta=2.6": {1: .1}})
+    assert str(e.value) == ("the single-stage weights ['single-stage beta=0.26', 'single-stage beta=2.6'] share no "
+                            "seed: nothing to choose on")
