@@ -3,6 +3,7 @@ means and of paired differences, exact binomial intervals."""
 import math
 
 import pytest
+from hypothesis import given, strategies as st
 
 from tinyfit.stats import fisher_exact, holm, t_test_p, betainc, binomial_ci, mean_ci, paired_difference, t_quantile
 
@@ -91,3 +92,59 @@ def test_t_test_p_value_by_hand():
     t = 0.01 / (0.001 / 3 ** 0.5)
     assert t_test_p(-0.01, 0.001, 3) == pytest.approx(1 - t / (t * t + 2) ** 0.5, rel=1e-6)
     assert t_test_p(0.2, float("nan"), 1) == 1.0 and t_test_p(0.0, 0.0, 3) == 1.0
+
+
+def test_every_domain_error_says_what_it_needs():
+
+    cases = [(lambda: betainc(1.0, 1.0, 1.5), "x must be in [0, 1], got 1.5"),
+             (lambda: t_quantile(0.0, 3), "need 0 < p < 1 and df > 0, got p=0.0, df=3"),
+             (lambda: t_quantile(1.0, 3), "need 0 < p < 1 and df > 0, got p=1.0, df=3"),
+             (lambda: t_quantile(0.5, 0), "need 0 < p < 1 and df > 0, got p=0.5, df=0"),
+             (lambda: mean_ci([]), "mean_ci needs at least one value"),
+             (lambda: paired_difference({0: .1}, {1: .1}), "the two methods share no seed"),
+             (lambda: binomial_ci(1.0, 3), "need integers 0 <= k <= n, n > 0; got k=1.0, n=3"),
+             (lambda: binomial_ci(1, 3.0), "need integers 0 <= k <= n, n > 0; got k=1, n=3.0"),
+             (lambda: binomial_ci(4, 3), "need integers 0 <= k <= n, n > 0; got k=4, n=3"),
+             (lambda: binomial_ci(0, 0), "need integers 0 <= k <= n, n > 0; got k=0, n=0"),
+             (lambda: fisher_exact(0, 1, 0, 0), "need integers 0 <= k <= n, n > 0; got 0 of 1, 0 of 0")]
+    for call, message in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == message
+
+
+def test_two_values_and_other_levels_by_hand():
+
+    # t(0.975, 1) = 12.7062; mean 2, sd sqrt(2), half-width 12.7062
+    mean, sd, low, high = mean_ci([1.0, 3.0])
+    assert (mean, sd) == (2.0, pytest.approx(2 ** 0.5)) and low == pytest.approx(2 - 12.7062, abs=1e-3)
+    assert t_quantile(0.7, 5) == pytest.approx(0.5594, abs=1e-4)   # a quantile between the median and t = 1
+    # two seeds, both lower for a by about as much: d = -.10, -.09, half-width 12.7 x .0071 / 1.41 = .064
+    p = paired_difference({0: .10, 1: .12}, {0: .20, 1: .21})
+    assert p["n"] == 2 and p["verdict"] == "a" and p["high"] == pytest.approx(-0.0315, abs=1e-4)
+    p = paired_difference({0: .10, 1: .10, 2: .10}, {0: .20, 1: .21, 2: .20}, level=0.5)
+    assert p["verdict"] == "a" and (p["a_lower"], p["b_lower"]) == (3, 0)
+    # a tie counts for neither side
+    p = paired_difference({0: .1, 1: .2, 2: .3}, {0: .1, 1: .1, 2: .4})
+    assert (p["a_lower"], p["b_lower"]) == (1, 1)
+    # t test: t = 1 / (1 / sqrt 2) = 1.414 on 1 df: p = 0.3918; no spread; no number
+    assert t_test_p(1.0, 1.0, 2) == pytest.approx(0.3918, abs=1e-4)
+    assert t_test_p(0.5, 0.0, 3) == 0.0 and t_test_p(0.0, 0.0, 3) == 1.0 and t_test_p(0.5, float("nan"), 3) == 1.0
+
+
+@given(st.integers(1, 8), st.integers(1, 8), st.data())
+def test_fisher_exact_against_an_enumeration_in_exact_fractions(n1, n2, data):
+    from fractions import Fraction
+    from math import comb
+
+    k1, k2 = data.draw(st.integers(0, n1)), data.draw(st.integers(0, n2))
+    k, n = k1 + k2, n1 + n2
+    prob = {x: Fraction(comb(n1, x) * comb(n2, k - x), comb(n, k)) for x in range(0, min(k, n1) + 1)
+            if k - x <= n2}
+    want = sum(p for p in prob.values() if p <= prob[k1])
+    assert fisher_exact(k1, n1, k2, n2) == pytest.approx(float(want), rel=1e-12)
+
+
+def test_holm_caps_adjusted_values_at_one():
+
+    assert holm([0.6, 0.7]) == [1.0, 1.0] and holm([0.01, 0.04, 0.3]) == pytest.approx([0.03, 0.08, 0.3])
