@@ -4,6 +4,7 @@
     python benchmarks/mutation_score.py tinyfit/stats.py tinyfit/summary.py --json mutation.json
     python benchmarks/mutation_score.py tinyfit/stats.py --tests test_stats.py --json mutation.json
     python examples/publish_results.py --add mutation mutation.json
+    python benchmarks/mutation_score.py --reasons mutation.json   # after editing the reasons
 
 mutmut (configured in pyproject.toml's [tool.mutmut]) copies the package into ``mutants/``,
 runs the whole suite once to learn which tests reach which function, then changes one
@@ -71,14 +72,35 @@ def score(found, reasons):
             "survivors": survivors}
 
 
+def attach_reasons(path):
+    """The results file at ``path`` with each survivor's reason taken from REASONS again (the
+    run itself, its provenance and counts unchanged)."""
+    sys.path.insert(0, ROOT)
+    from tinyfit.files import atomic_write
+    reasons = json.load(open(REASONS)) if os.path.exists(REASONS) else {}
+    result = json.load(open(path))
+    for r in result["modules"].values():
+        for s in r["survivors"]:
+            s["reason"] = reasons.get(s["mutant"], "")
+    atomic_write(path, json.dumps(result, indent=1).encode())
+    print(f"reasons attached: {path}")
+    return result
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("modules", nargs="+", help="the modules to mutate, as paths (tinyfit/stats.py)")
+    ap.add_argument("modules", nargs="*", help="the modules to mutate, as paths (tinyfit/stats.py)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--no-run", action="store_true", help="only collect what earlier runs found")
+    ap.add_argument("--reasons", metavar="RESULTS", help="attach the reasons of mutation_survivors.json to the "
+                                                         "survivors of a results file written earlier (no run)")
     ap.add_argument("--tests", help="run only these test files (test_stats.py,test_summary.py): a shorter run whose "
                                     "score is a lower bound of the whole suite's; default: every test")
     a = ap.parse_args(argv)
+    if a.reasons:
+        return attach_reasons(a.reasons)
+    if not a.modules:
+        ap.error("give the modules to mutate, as paths (tinyfit/stats.py ...), or --reasons RESULTS")
     modules = [module_name(p) for p in a.modules]
     tests = sorted(set(a.tests.split(","))) if a.tests else None
     for t in tests or ():

@@ -159,3 +159,12 @@ def test_hint_loss_code_reduction_by_hand_on_an_odd_width():
     b = T(np.zeros((1, 2, 3, 1)), requires_grad=False)
     F.hint_loss(a, b, "code").backward()
     assert b.grad is None and np.allclose(np_(a.grad), np_(a) / 2)
+
+
+def test_the_kd_loss_keeps_float32_training_in_float32():
+    rng = np.random.default_rng(0)
+    s = T(rng.standard_normal((4, 3)).astype(np.float32))
+    t = rng.standard_normal((4, 3)).astype(np.float32)
+    for soft in ("ce", "kl"):
+        loss = F.kd_loss(s, np.array([0, 1, 2, 0]), t, 0.5, soft=soft)
+        assert loss.data.dtype == np.float32, soft
