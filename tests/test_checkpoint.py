@@ -241,3 +241,48 @@ def test_the_metadata_has_its_own_size_limit(tmp_path, monkeypatch):
         inspect_archive(path, "checkpoint", max_array_bytes=10 ** 6)
     monkeypatch.setattr(checkpoint, "MAX_META_BYTES", 10 ** 6)
     assert inspect_archive(path, "checkpoint", max_array_bytes=200)[1]["note"] == "x" * 500   # meta > 200 bytes
+
+
+def test_what_the_header_check_refuses_and_what_it_reads(tmp_path):
+    import io
+    import json
+    path = str(tmp_path / "c.npz")
+    save_archive(path, {"w": np.arange(4.0)}, {"epoch": 1}, "checkpoint")
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    # a header declaring 100 float32 (400 bytes) over 16 bytes of data
+    lying = str(tmp_path / "lying.npz")
+    with zipfile.ZipFile(lying, "w") as z:
+        z.writestr("__meta__.npy", members["__meta__.npy"])
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (100,)})
+        z.writestr("w.npy", np.lib.format.magic(1, 0) + head.getvalue()[8:] + b"\0" * 16)
+    with pytest.raises(CheckpointError, match=r"array 'w' declares shape \(100,\) \(400 bytes\) but its member holds"):
+        inspect_archive(lying, "checkpoint")
+    # a version 2.0 header is read as such
+    v2 = str(tmp_path / "v2.npz")
+    with zipfile.ZipFile(v2, "w") as z:
+        z.writestr("__meta__.npy", members["__meta__.npy"])
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.arange(3, dtype=np.float32), version=(2, 0))
+        z.writestr("w.npy", buf.getvalue())
+    assert inspect_archive(v2, "checkpoint")[0]["w"] == ((3,), np.float32)
+    # metadata that is not bytes is no metadata
+    meta = json.loads(bytes(np.load(path)["__meta__"]).decode())
+    np.savez(str(tmp_path / "m.npz"), w=np.zeros(2), __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8)
+             .astype(np.int32))
+    with pytest.raises(CheckpointError, match="not a tinyfit file"):
+        inspect_archive(str(tmp_path / "m.npz"), "checkpoint")
+    # what a broken file raised is named
+    raw = open(path, "rb").read()
+    (tmp_path / "cut.npz").write_bytes(raw[:len(raw) // 2])
+    with pytest.raises(CheckpointError) as e:
+        inspect_archive(str(tmp_path / "cut.npz"), "checkpoint")
+    head, _, what = str(e.value).partition(" (truncated or corrupted?): ")
+    kind, _, text = what.partition(": ")
+    assert head == f"{tmp_path}/cut.npz: not a readable tinyfit checkpoint file"
+    assert kind in ("BadZipFile", "EOFError", "OSError", "ValueError", "KeyError") and text and text != "None"
+    np.savez(str(tmp_path / "obj.npz"), __meta__=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CheckpointError) as e:
+        inspect_archive(str(tmp_path / "obj.npz"), "checkpoint")
+    assert str(e.value) == f"{tmp_path}/obj.npz: array '__meta__' holds Python objects (a pickle); refused"
