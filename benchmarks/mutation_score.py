@@ -31,6 +31,7 @@ import sys
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)   # tinyfit from this checkout
 REASONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutation_survivors.json")
 KILLED = ("killed", "timeout")
 
@@ -72,12 +73,16 @@ def score(found, reasons):
             "survivors": survivors}
 
 
+def load_reasons():
+    """{mutant name: why it is left} from REASONS ({} without the file)."""
+    return json.load(open(REASONS)) if os.path.exists(REASONS) else {}
+
+
 def attach_reasons(path):
     """The results file at ``path`` with each survivor's reason taken from REASONS again (the
     run itself, its provenance and counts unchanged)."""
-    sys.path.insert(0, ROOT)
     from tinyfit.files import atomic_write
-    reasons = json.load(open(REASONS)) if os.path.exists(REASONS) else {}
+    reasons = load_reasons()
     result = json.load(open(path))
     for r in result["modules"].values():
         for s in r["survivors"]:
@@ -113,14 +118,14 @@ def main(argv=None):
     if not a.no_run:
         # the same hypothesis draws for every mutant (tests/conftest.py's "mutation" profile)
         # and one thread everywhere: no thread pool to copy into a forked worker
-        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", TINYFIT_NUM_THREADS="1")
+        from tinyfit.backend import THREAD_VARIABLES
+        env = dict(os.environ, HYPOTHESIS_PROFILE="mutation", **dict.fromkeys(THREAD_VARIABLES, "1"))
         if tests:
             env["TINYFIT_TEST_FILES"] = ",".join(tests)
         out = subprocess.run(["mutmut", "run", *(m + ".*" for m in modules)], cwd=ROOT, env=env)
         if out.returncode not in (0, 1):
             raise SystemExit(f"mutmut run stopped with exit status {out.returncode}")
-    reasons = json.load(open(REASONS)) if os.path.exists(REASONS) else {}
+    reasons = load_reasons()
     scores = {m: score(found, reasons) for m, found in statuses(modules).items()}
     for m, r in scores.items():
         s = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}% of {r['mutants']} killed"

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 __all__ = [
-    "batch_parallel", "num_threads", "busy_cores", "shared_cores_warning", "synchronize", "tune_malloc", "DeviceError",
+    "batch_parallel", "num_threads", "THREAD_VARIABLES",
+    "busy_cores", "shared_cores_warning", "synchronize", "tune_malloc", "DeviceError",
     "get_array_module", "device_of",
     "to_device", "to_numpy", "default_device", "check_device", "cupy_available",
 ]
@@ -185,6 +186,9 @@ CHUNKS_PER_THREAD = 2
 # calling thread: handing chunks to the pool costs tens of microseconds a call, more than
 # splitting a pass of this size saves (small inference batches ran 2x slower threaded)
 PARALLEL_MIN_ELEMENTS = 1 << 18
+# the environment variables that set the thread count of a process started after them: the
+# BLAS's (OpenBLAS, OpenMP, MKL) and tinyfit's own
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYFIT_NUM_THREADS")
 
 
 def busy_cores(samples=10, interval=0.02) -> float:

@@ -193,10 +193,10 @@ def split_dataset(x, y, n_val, n_test=0, seed=0, x_test=None, y_test=None):
     """Deterministic split: a seeded permutation, then test (when no separate test set
     is given), validation, and the rest for training."""
     n = len(y)
-    held = n_val + (n_test if x_test is None else 0)
-    if n_val < 0 or n_test < 0 or held >= n:
-        raise DataError(f"cannot take {n_val} validation and {n_test if x_test is None else 0} test examples from "
-                        f"{n} and keep a training set; hold out fewer (at most {n - 1} in all)")
+    taken = n_test if x_test is None else 0   # a separate test set takes none of these
+    if n_val < 0 or n_test < 0 or n_val + taken >= n:
+        raise DataError(f"cannot take {n_val} validation and {taken} test examples from {n} and keep a training "
+                        f"set; hold out fewer (at most {n - 1} in all)")
     order = np.random.default_rng(seed).permutation(n)
     if x_test is None:
         test, order = order[:n_test], order[n_test:]

@@ -64,9 +64,8 @@ def make_executor(jobs=None, scheduler=None):
         yield InProcessExecutor()
         return
     threads = str(max(1, backend.num_threads() // jobs))
-    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TINYFIT_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update({k: threads for k in names})  # workers start with these, before NumPy loads
+    saved = {k: os.environ.get(k) for k in backend.THREAD_VARIABLES}
+    os.environ.update({k: threads for k in backend.THREAD_VARIABLES})  # workers start with these, before NumPy loads
     try:
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
         try:
