@@ -65,7 +65,7 @@ class SoftCrossEntropy(Function):
                              f"got {x.shape} and {q.shape}")
         z = soften(x, self.T)
         self.logp, self.q = _log_softmax(z, xp), q
-        return -(q * self.logp).sum() / x.shape[0]
+        return -(q * self.logp).sum() / x.dtype.type(x.shape[0])  # NumPy 1.x: a scalar / int is float64
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
@@ -180,6 +180,6 @@ def kd_loss_targets(student_logits, labels, q, lam, student_tau, soft="ce", scal
     soft_term = soft_cross_entropy(student_logits, Tensor(q.astype(student_logits.dtype, copy=False)), student_tau)
     if soft == "kl":
         xp = backend.get_array_module(q)
-        ent = -(q * xp.log(xp.maximum(q, np.finfo(q.dtype).tiny))).sum() / q.shape[0]
+        ent = -(q * xp.log(xp.maximum(q, np.finfo(q.dtype).tiny))).sum() / q.dtype.type(q.shape[0])
         soft_term = soft_term - ent.astype(student_logits.dtype)
     return hard + soft_term * (lam * scale)
