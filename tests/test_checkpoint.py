@@ -273,6 +273,10 @@ def test_what_the_header_check_refuses_and_what_it_reads(tmp_path):
              .astype(np.int32))
     with pytest.raises(CheckpointError, match="not a tinyfit file"):
         inspect_archive(str(tmp_path / "m.npz"), "checkpoint")
+    # not even bytes of another integer type that happen to spell the same JSON
+    np.savez(str(tmp_path / "m8.npz"), w=np.zeros(2), __meta__=np.frombuffer(json.dumps(meta).encode(), np.int8))
+    with pytest.raises(CheckpointError, match="not a tinyfit file"):
+        inspect_archive(str(tmp_path / "m8.npz"), "checkpoint")
     # what a broken file raised is named
     raw = open(path, "rb").read()
     (tmp_path / "cut.npz").write_bytes(raw[:len(raw) // 2])
@@ -286,3 +290,40 @@ def test_what_the_header_check_refuses_and_what_it_reads(tmp_path):
     with pytest.raises(CheckpointError) as e:
         inspect_archive(str(tmp_path / "obj.npz"), "checkpoint")
     assert str(e.value) == f"{tmp_path}/obj.npz: array '__meta__' holds Python objects (a pickle); refused"
+
+
+def test_a_file_changed_after_its_headers_were_checked_is_still_refused(tmp_path, monkeypatch):
+    # load_archive reads what inspect_archive checked; a file replaced in between meets the
+    # second guards: no pickle, the error named, the file's path in every refusal
+    monkeypatch.setattr(checkpoint, "inspect_archive", lambda path, kind: None)
+    np.savez(str(tmp_path / "obj.npz"), w=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CheckpointError) as e:
+        load_archive(str(tmp_path / "obj.npz"), "checkpoint")
+    assert str(e.value).startswith(f"{tmp_path}/obj.npz: not a readable tinyfit checkpoint file (truncated or "
+                                   "corrupted?): ValueError: Object arrays cannot be loaded")
+    np.savez(str(tmp_path / "bare.npz"), w=np.zeros(2))
+    with pytest.raises(CheckpointError) as e:
+        load_archive(str(tmp_path / "bare.npz"), "checkpoint")
+    assert str(e.value) == f"{tmp_path}/bare.npz: not a tinyfit file (no valid metadata); was it written by tinyfit?"
+
+
+def test_a_model_that_fails_to_build_or_load_names_the_file(tmp_path, monkeypatch):
+    from tinyfit import nn
+    from tinyfit.models import mnist_student
+    path = str(tmp_path / "s.model.npz")
+    save_model(path, mnist_student())
+
+    def refuse(spec):
+        raise ValueError("no such layer")
+    monkeypatch.setattr(nn, "build", refuse)
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    assert str(e.value) == f"{path}: the model specification is invalid: no such layer"
+
+    class Refusing:
+        def load_state_dict(self, arrays):
+            raise ValueError("shape mismatch")
+    monkeypatch.setattr(nn, "build", lambda spec: Refusing())
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    assert str(e.value) == f"{path}: shape mismatch"

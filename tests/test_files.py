@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -98,6 +99,13 @@ def test_atomic_write_goes_through_a_temporary_file_beside_the_target(tmp_path, 
         atomic_write(target, no_space)
     assert os.listdir(tmp_path / "sub") == ["r.json"] and open(target, encoding="utf-8").read() == "text \u00e9"
 
+    def no_temporary(**kwargs):   # the folder refuses even the temporary file: nothing to clean up
+        raise OSError(errno.EACCES, "Permission denied")
+    monkeypatch.setattr(tempfile, "mkstemp", no_temporary)
+    with pytest.raises(OutputError, match="Permission denied"):
+        atomic_write(target, b"new")
+    assert open(target, encoding="utf-8").read() == "text \u00e9"
+
 
 def test_the_lock_says_who_holds_it_and_is_released_on_exit(tmp_path):
     import re
@@ -116,7 +124,17 @@ def test_the_lock_says_who_holds_it_and_is_released_on_exit(tmp_path):
                                 "folder (--out)")
     assert held.fd is None
     with FolderLock(out):   # released: taken again at once
-        pass
+        with open(os.path.join(out, FolderLock.NAME), "wb") as f:   # a holder line that is not UTF-8, too long
+            f.write(b"\xff" + b"x" * 300)
+        with pytest.raises(FolderBusy, match=f"in use by \ufffd{'x' * 199}; wait"):
+            with FolderLock(out):
+                pass
+    umask = os.umask(0)   # the lock file's own mode, not the process's umask
+    try:
+        with FolderLock(str(tmp_path / "mode")):
+            assert os.stat(tmp_path / "mode" / FolderLock.NAME).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
     os.makedirs(os.path.join(str(tmp_path / "odd"), FolderLock.NAME))
     with pytest.raises(OutputError, match=rf"^cannot write {tmp_path}/odd/{FolderLock.NAME}: Is a directory$"):
         with FolderLock(str(tmp_path / "odd")):

@@ -66,7 +66,7 @@ def test_hint_loss_hand_computed_and_shape_error():
 
 def test_kd_loss_hand_computed():
     s = np.array([[1.0, 0.0, -1.0]])
-    t = np.array([[2.0, 1.0, 0.0]])
+    t = np.array([[2.0, 0.5, 0.0]])   # not s + constant: the softened outputs differ, KL > 0
     lam, tau = 4.0, 3.0
     hard = -log_softmax_ref(s)[0, 0]
     pt = np.exp(log_softmax_ref(t, tau))
@@ -75,6 +75,7 @@ def test_kd_loss_hand_computed():
     assert np.isclose(got, hard + lam * soft, rtol=1e-12)
     # tau^2 and KL options
     kl = soft + (pt * np.log(pt)).sum()
+    assert kl > 1e-3
     got = np_(F.kd_loss(T(s), np.array([0]), t, lam, tau, soft="kl", tau_squared=True))
     assert np.isclose(got, hard + lam * tau ** 2 * kl, rtol=1e-12)
     # the official code's quirk: student softened at tau=1 in the soft term
@@ -142,6 +143,7 @@ def test_the_defaults_and_scalings_of_the_kd_loss_by_hand():
     assert np.isclose(np_(term.loss(T(s), y, term.targets(T(t)), 2.0)), hard + 2.0 * 9.0 * soft, rtol=1e-12)
     assert np.isclose(np_(F.kd_loss_targets(T(s), y, pt, 1.0, 3.0, scale=4.0)), hard + 4.0 * soft, rtol=1e-12)
     assert np.isclose(np_(F.kd_loss_targets(T(s), y, pt, 0.0, 3.0)), hard, rtol=1e-12)
+    assert np.isclose(np_(F.kd_loss_targets(T(s), y, pt, 0.5, 3.0)), hard + 0.5 * soft, rtol=1e-12)   # scale 1
 
 
 @given(n=st.integers(1, 3), k=st.integers(2, 4), T_=st.floats(0.5, 3), seed=seeds)

@@ -124,6 +124,11 @@ def test_two_values_and_other_levels_by_hand():
     assert p["n"] == 2 and p["verdict"] == "a" and p["high"] == pytest.approx(-0.0315, abs=1e-4)
     p = paired_difference({0: .10, 1: .10, 2: .10}, {0: .20, 1: .21, 2: .20}, level=0.5)
     assert p["verdict"] == "a" and (p["a_lower"], p["b_lower"]) == (3, 0)
+    # the level reaches the interval: d = -.1, -.3, +.1 excludes zero at 50% but not at 95%
+    a, b = {0: .1, 1: .1, 2: .3}, {0: .2, 1: .4, 2: .2}
+    half = paired_difference(a, b, level=0.5)
+    assert (half["low"], half["high"]) == pytest.approx(mean_ci([-.1, -.3, .1], 0.5)[2:])
+    assert half["verdict"] == "a" and paired_difference(a, b)["verdict"] is None
     # a tie counts for neither side
     p = paired_difference({0: .1, 1: .2, 2: .3}, {0: .1, 1: .1, 2: .4})
     assert (p["a_lower"], p["b_lower"]) == (1, 1)

@@ -228,6 +228,11 @@ def test_two_seeds_are_tested_and_corrected_one_is_not():
     two = summarize(_rows("init code", {"kd": (.10, .12), "fitnet": (.05, .06)}))["init code"]["pairs"][0]
     assert two["family"] == 1 and two["n"] == 2 and two["verdict"] != "one seed: no verdict"
     assert two["sd_diff"] == pytest.approx(0.007071, abs=1e-6)   # d = .05, .06
+    # three pairs of two seeds each: one family of three (not three families of one)
+    three = summarize(_rows("init code", {"backprop": (.30, .31), "kd": (.10, .12), "fitnet": (.05, .06)}))
+    assert [p["family"] for p in three["init code"]["pairs"]] == [3, 3, 3]
+    smallest = min(p["p"] for p in three["init code"]["pairs"])
+    assert min(p["p_holm"] for p in three["init code"]["pairs"]) == pytest.approx(3 * smallest)
     c = compare("kd", {0: .10, 1: .12}, "fitnet", {0: .05, 1: .06})
     assert c["family"] == 1 and c["verdict"].startswith("no detectable difference at 2 seeds")
 

@@ -144,9 +144,8 @@ class KDTerm:
 
     def targets(self, teacher_logits):
         """P_T^tau = softmax(teacher_logits / tau) (N, K), a constant (no graph)."""
-        t = teacher_logits.data if isinstance(teacher_logits, Tensor) else teacher_logits
         with no_grad():
-            return softmax(Tensor(t), self.tau).data
+            return softmax(Tensor(teacher_logits), self.tau).data
 
     def loss(self, student_logits, labels, q, lam):
         """H(y, P_S) + lam * (tau^2) * H(q, P_S^student_tau) from the targets ``q`` (N, K)."""
