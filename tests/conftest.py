@@ -3,6 +3,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from fake_device import fake_device  # noqa: F401 (a fixture for every test file)
 from tinyfit import backend
 
 settings.register_profile("default", max_examples=25, deadline=None,

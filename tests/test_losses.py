@@ -5,7 +5,9 @@ from hypothesis import given, strategies as st
 
 import tinyfit.functional as F
 from tinyfit import gradcheck
+from fake_device import DeviceArray, on_device
 from helpers import T, arr, np_
+from tinyfit.backend import DeviceError
 
 seeds = st.integers(0, 2 ** 32 - 1)
 
@@ -170,3 +172,26 @@ def test_the_kd_loss_keeps_float32_training_in_float32():
     for soft in ("ce", "kl"):
         loss = F.kd_loss(s, np.array([0, 1, 2, 0]), t, 0.5, soft=soft)
         assert loss.data.dtype == np.float32, soft
+
+
+def test_on_a_device_the_losses_stay_there_and_refuse_a_mix(fake_device):
+    rng = np.random.default_rng(0)
+    s, t = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    y = np.array([0, 1, 2, 0])
+    q = np.exp(log_softmax_ref(t, 3.0))
+    on_host = {"ce": F.cross_entropy(T(s), y), "soft": F.soft_cross_entropy(T(s), T(q), 3.0),
+               "kl": F.kd_loss_targets(T(s), y, q, 0.5, 3.0, soft="kl")}
+    x = T(on_device(s))
+    on_dev = {"ce": F.cross_entropy(x, on_device(y)), "soft": F.soft_cross_entropy(x, T(on_device(q)), 3.0),
+              "kl": F.kd_loss_targets(x, on_device(y), on_device(q), 0.5, 3.0, soft="kl")}
+    for name, loss in on_dev.items():   # computed on the device (no host copy: labels unchecked there)
+        assert isinstance(loss.data, DeviceArray), name
+        assert np.allclose(np.asarray(loss.data).view(np.ndarray), on_host[name].data, rtol=1e-12), name
+    with pytest.raises(DeviceError, match="on different devices"):
+        F.cross_entropy(x, y)
+    with pytest.raises(DeviceError, match="on different devices"):
+        F.cross_entropy(T(s), on_device(y))
+    with pytest.raises(DeviceError, match="on different devices"):
+        F.soft_cross_entropy(x, T(q))
+    with pytest.raises(DeviceError, match="on different devices"):
+        F.soft_cross_entropy(T(s), T(on_device(q)))
