@@ -18,8 +18,10 @@ would be slowed, and the timings of neither would mean anything); ``mutmut run``
 The results file holds, per module, the mutants killed, survived, timed out and not reached
 by any test, the score (killed and timed out over all the others), and every survivor with its
 diff and, where ``benchmarks/mutation_survivors.json`` gives one, the reason it is left: an
-equivalent change (same behaviour) or one not worth a test. Survivors without a reason are
-work to do.
+equivalent change (a reason starting "equivalent:": no test can tell it from the code), one
+reached only on a GPU, or one not worth a test. Survivors without a reason are work to do.
+Beside the score over all mutants, the score over the mutants that are not equivalent (the
+textbook mutation score: killed / (mutants - equivalent)).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)   # tinyfit from this checkout
 REASONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mutation_survivors.json")
 KILLED = ("killed", "timeout")
+EQUIVALENT = "equivalent:"   # the reason of a survivor no test can kill
 
 
 def module_name(path):
@@ -69,8 +72,17 @@ def score(found, reasons):
     killed = sum(counts.get(s, 0) for s in KILLED)
     survivors = [{"mutant": n, "status": s, "diff": mutmut("show", n).split("\n", 1)[-1][-1500:],
                   "reason": reasons.get(n, "")} for n, s in sorted(found.items()) if s not in KILLED + ("skipped",)]
-    return {"counts": counts, "mutants": tested, "killed": killed, "score": killed / tested if tested else None,
-            "survivors": survivors}
+    return tally({"counts": counts, "mutants": tested, "killed": killed,
+                  "score": killed / tested if tested else None, "survivors": survivors})
+
+
+def tally(r):
+    """``r`` (one module's result) with its equivalent survivors counted and the score over
+    the other mutants."""
+    r["equivalent"] = sum(x["reason"].startswith(EQUIVALENT) for x in r["survivors"])
+    rest = r["mutants"] - r["equivalent"]
+    r["score_non_equivalent"] = r["killed"] / rest if rest else None
+    return r
 
 
 def load_reasons():
@@ -87,6 +99,7 @@ def attach_reasons(path):
     for r in result["modules"].values():
         for s in r["survivors"]:
             s["reason"] = reasons.get(s["mutant"], "")
+        tally(r)
     atomic_write(path, json.dumps(result, indent=1).encode())
     print(f"reasons attached: {path}")
     return result
@@ -128,9 +141,10 @@ def main(argv=None):
     reasons = load_reasons()
     scores = {m: score(found, reasons) for m, found in statuses(modules).items()}
     for m, r in scores.items():
-        s = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}% of {r['mutants']} killed"
-        print(f"{m}: {s}; {len(r['survivors'])} survivors, {sum(not x['reason'] for x in r['survivors'])} "
-              "without a reason")
+        s = "no mutants" if r["score"] is None else (f"{100 * r['score']:.1f}% of {r['mutants']} killed, "
+                                                     f"{100 * r['score_non_equivalent']:.1f}% of the non-equivalent")
+        print(f"{m}: {s}; {len(r['survivors'])} survivors ({r['equivalent']} equivalent), "
+              f"{sum(not x['reason'] for x in r['survivors'])} without a reason")
     return save(a.json, "mutation_score", t0, modules=scores, tests=tests or "all")
 
 

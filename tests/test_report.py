@@ -117,3 +117,12 @@ def test_the_mutation_table_counts_each_module_and_its_unexplained_survivors(tmp
     (tmp_path / "m" / "results.json").write_text(json.dumps({"modules": mods, "tests": ["test_stats.py"]}))
     assert report.render_table(str(tmp_path), "m", "mutation").splitlines()[-1] == \
         "Tests run: `test_stats.py` only (the whole suite kills at least as many)."
+
+
+def test_a_figure_of_runs_on_training_sets_of_their_own_names_only_the_shared_held_out_digits(monkeypatch):
+    seen = []
+    monkeypatch.setitem(report.FIGURES, "bars", lambda rows, summary, path, title: seen.append(title))
+    report.figure_of("data", [{"data": "random-3500-s0"}], {}, "x.png", "train 50000, validation 10000, test 10000", 3)
+    report.figure_of("init", [{}], {}, "x.png", "train 3500, validation 500, test 1000", 3, smoke=True)
+    assert seen == ["data: each panel's training set, validation 10000, test 10000, 3 seeds",
+                    "init: train 3500, validation 500, test 1000, 3 seeds (SMOKE RUN: numbers mean nothing)"]

@@ -332,13 +332,14 @@ def _training_sets(view):
 
 def _mutation(view):
     """Mutation scores per module (benchmarks/mutation_score.py) and the survivors left."""
-    lines = ["| module | mutants | killed (or timed out) | survived | no test reaches it | score | survivors without a "
-             "reason |", "|---" * 7 + "|"]
+    lines = ["| module | mutants | killed (or timed out) | survived | of which equivalent | no test reaches it | "
+             "score | score of the non-equivalent | survivors without a reason |", "|---" * 9 + "|"]
+    pct = lambda x: "no mutants" if x is None else f"{100 * x:.1f}%"
     for m, r in view["info"]["modules"].items():
         c = r["counts"]
-        score = "no mutants" if r["score"] is None else f"{100 * r['score']:.1f}%"
-        lines.append(f"| `{m}` | {r['mutants']} | {r['killed']} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
-                     f"{score} | {sum(not x['reason'] for x in r['survivors'])} |")
+        lines.append(f"| `{m}` | {r['mutants']} | {r['killed']} | {c.get('survived', 0)} | {r['equivalent']} | "
+                     f"{c.get('no tests', 0)} | {pct(r['score'])} | {pct(r['score_non_equivalent'])} | "
+                     f"{sum(not x['reason'] for x in r['survivors'])} |")
     tests = view["info"].get("tests", "all")
     if tests != "all":
         names = ", ".join(f"`{t}`" for t in tests)
@@ -669,6 +670,8 @@ def figure_of(experiment, rows, summary, path, split, n_seeds, smoke=False):
     kind = EXPERIMENTS[experiment].figure
     if kind not in FIGURES:
         raise ValueError(f"experiment {experiment!r} asks for figure kind {kind!r}; known: {', '.join(FIGURES)}")
+    if any(r.get("data") for r in rows):   # runs on training sets of their own: the split's held-out part
+        split = "each panel's training set, " + split.partition(", ")[2]
     title = f"{experiment}: {split}, {n_seeds} seeds" + (" (SMOKE RUN: numbers mean nothing)" if smoke else "")
     return FIGURES[kind](rows, summary, path, title)
 
