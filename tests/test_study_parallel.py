@@ -14,6 +14,7 @@ from multiprocessing import get_context
 import pytest
 
 from tinyfit import data as D
+from tinyfit.backend import THREAD_VARIABLES
 from tinyfit.pipeline import BUDGETS, PipelineConfig
 from tinyfit.study import StudyError, run_study, train_run
 from test_study import load_example
@@ -27,8 +28,7 @@ def same_runs(a, b):
         assert x["test_error"] == y["test_error"] and x["history"] == y["history"], x["run"]
 
 
-ONE_THREAD = {k: "1" for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                "TINYFIT_NUM_THREADS")}
+ONE_THREAD = dict.fromkeys(THREAD_VARIABLES, "1")
 
 
 @pytest.fixture(scope="module")
