@@ -104,15 +104,20 @@ def test_the_training_sets_table_joins_each_sets_profile_and_its_runs(tmp_path):
                         "1 of 1 (from epoch 1 of 2) |")
 
 
-def test_the_mutation_table_counts_each_module_and_its_unexplained_survivors(tmp_path):
-    mods = {"tinyfit.stats": {"counts": {"killed": 18, "timeout": 1, "survived": 2, "no tests": 1}, "mutants": 22,
-                              "killed": 19, "score": 19 / 22,
-                              "survivors": [{"mutant": "a", "reason": "equivalent: same result"},
-                                            {"mutant": "b", "reason": ""}, {"mutant": "c", "reason": ""}]}}
+def test_the_mutation_table_counts_each_module_and_its_unexplained_survivors(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))
+    from mutation_score import tally
+    survivors = [{"mutant": "a", "reason": "equivalent: same result"}, {"mutant": "d", "reason": "GPU only: ..."},
+                 {"mutant": "e", "reason": "not worth a test: equivalent in practice"},
+                 {"mutant": "b", "reason": ""}, {"mutant": "c", "reason": ""}]
+    mods = {"tinyfit.stats": tally({"counts": {"killed": 18, "timeout": 1, "survived": 5, "no tests": 1},
+                                    "mutants": 25, "killed": 19, "score": 19 / 25, "survivors": survivors})}
+    # one equivalent survivor (only a reason that starts so): 19 of the 24 others killed
+    assert (mods["tinyfit.stats"]["equivalent"], mods["tinyfit.stats"]["score_non_equivalent"]) == (1, 19 / 24)
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "results.json").write_text(json.dumps({"modules": mods}))
     assert report.render_table(str(tmp_path), "m", "mutation").splitlines()[2] == \
-        "| `tinyfit.stats` | 22 | 19 | 2 | 1 | 86.4% | 2 |"
+        "| `tinyfit.stats` | 25 | 19 | 5 | 1 | 1 | 76.0% | 79.2% | 2 |"
     assert "Tests run" not in report.render_table(str(tmp_path), "m", "mutation")
     (tmp_path / "m" / "results.json").write_text(json.dumps({"modules": mods, "tests": ["test_stats.py"]}))
     assert report.render_table(str(tmp_path), "m", "mutation").splitlines()[-1] == \
