@@ -24,12 +24,50 @@ def test_lambda_schedule_matches_the_official_code():
     assert Constant(2.5)(77) == 2.5
 
 
-@pytest.mark.parametrize("bad", [dict(start=-1.0), dict(final=-0.5), dict(start_epoch=10, saturate=5)])
+@pytest.mark.parametrize("bad", [dict(start=-1.0), dict(final=-0.5), dict(start=np.inf), dict(final=np.nan),
+                                 dict(start_epoch=10, saturate=5), dict(start_epoch=0)])
 def test_lambda_schedule_rejects_bad_values(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^(lambda values must be finite and >= 0, got start=|need 1 <= start_epoch "
+                                         r"<= saturate, got )"):
         LinearDecay(**bad)
     with pytest.raises(ValueError, match="lambda must be a finite number >= 0"):
         Constant(-1.0)
+    with pytest.raises(ValueError, match="schedule must be a callable epoch -> lambda, got 3"):
+        KDConfig(schedule=3)
+
+
+def test_lambda_schedule_defaults_and_edges():
+    # the official code's MNIST values (docs/fitnets.md): 4 decaying to 0 from epoch 5 to 150
+    assert vars(LinearDecay()) == vars(LinearDecay(4.0, 0.0, 5, 150))
+    # the final value exactly at the saturation epoch, not start - step * n rounded
+    assert LinearDecay(4.0, 0.3, 1, 7)(7) == 0.3
+    assert Constant(0.0)(1) == 0.0 and Constant(0.5)(9) == 0.5
+
+
+def test_kd_settings_describe_every_field_and_any_schedule():
+    kd = KDConfig(tau=2.0, schedule=Constant(1.5), soft="kl", tau_squared=True, student_tau=1.0)
+    assert kd.describe() == {"tau": 2.0, "schedule": {"type": "Constant", "value": 1.5}, "soft": "kl",
+                             "tau_squared": True, "student_tau": 1.0}
+
+    class Slotted:   # a schedule without a __dict__ is described by its repr
+        __slots__ = ()
+
+        def __call__(self, epoch):
+            return 1.0
+
+        def __repr__(self):
+            return "Slotted()"
+    assert KDConfig(schedule=Slotted()).describe()["schedule"] == {"type": "Slotted", "repr": "Slotted()"}
+
+
+def test_the_auxiliary_classifier_reads_the_guided_maps_with_the_given_settings():
+    from tinyfit.fitnets import aux_classifier
+    head = aux_classifier((4, 4, 3), classes=5, init=0.3, max_norm=1.5, rng=np.random.default_rng(0))
+    assert head.layer_names == ["flat", "y"] and head.input_shape == (4, 4, 3)
+    assert head.y.W.shape == (48, 5) and head.y.W.max_norm == 1.5
+    assert 0.05 < float(np.abs(head.y.W.data).max()) <= 0.3   # U(-0.3, 0.3), not the default 0.05
+    again = aux_classifier((4, 4, 3), classes=5, init=0.3, max_norm=1.5, rng=np.random.default_rng(0))
+    assert np.array_equal(head.y.W.data, again.y.W.data)      # drawn from the generator given
 
 
 @given(gh=st.integers(1, 12), gw=st.integers(1, 12), hh=st.integers(1, 12), hw=st.integers(1, 12),

@@ -92,7 +92,7 @@ class KDConfig:
 
     def describe(self):
         """JSON-able settings (stored in checkpoints; a resumed run must match them)."""
-        sched = vars(self.schedule) if hasattr(self.schedule, "__dict__") else repr(self.schedule)
+        sched = vars(self.schedule) if hasattr(self.schedule, "__dict__") else {"repr": repr(self.schedule)}
         return {"tau": self.tau, "schedule": {"type": type(self.schedule).__name__, **sched}, "soft": self.soft,
                 "tau_squared": self.tau_squared, "student_tau": self.student_tau}
 
@@ -281,23 +281,24 @@ def train_hints(student, guided, regressor, teacher_hints, data, spec, rng, redu
                 val_hints=None, ckpt_path=None, resume=False, progress=True, step_hooks=()):
     """Stage 1: train the student's layers up to ``guided`` plus ``regressor`` on the hint
     loss against precomputed ``teacher_hints`` (N, Hh, Wh, Ch) of the training set. Only those
-    parameters are updated; the validation metric is the hint loss on ``val_hints``
-    (the official code keeps the best-on-validation weights)."""
+    parameters are updated; the validation metric is the hint loss on ``val_hints`` (the
+    official code keeps the best-on-validation weights); without them, the hint loss on the
+    training digits chooses the epoch."""
     x = data.x_train
+    # the digits whose hint loss chooses the best epoch
+    val_x, val_h = (data.x_val, val_hints) if val_hints is not None else (x, teacher_hints)
 
     def loss_fn(idx):
         g = student(Tensor(x[idx]), until=guided)
         return F.hint_loss(regressor(g), Tensor(teacher_hints[idx]), reduction), None
 
     def val_fn():
-        if val_hints is None:
-            return 0.0
         total = 0.0
         with no_grad():
-            for i in range(0, len(data.x_val), 500):
-                r = regressor(student(Tensor(data.x_val[i:i + 500]), until=guided))
-                total += float(F.hint_loss(r, Tensor(val_hints[i:i + 500]), reduction).data) * len(r)
-        return total / len(data.x_val)
+            for i in range(0, len(val_x), 500):
+                r = regressor(student(Tensor(val_x[i:i + 500]), until=guided))
+                total += float(F.hint_loss(r, Tensor(val_h[i:i + 500]), reduction).data) * len(r)
+        return total / len(val_x)
 
     meta = {"loss": "hint", "reduction": reduction, "guided": guided}
     return _train_lower(student, guided, regressor, "regressor", data, spec, rng, loss_fn, val_fn, meta, ckpt_path,
