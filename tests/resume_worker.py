@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 
+# this checkout's tinyfit (the one its tests test, a mutation run's mutants included) and the helpers
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tinyfit import optim

@@ -68,6 +68,8 @@ def test_the_auxiliary_classifier_reads_the_guided_maps_with_the_given_settings(
     assert 0.05 < float(np.abs(head.y.W.data).max()) <= 0.3   # U(-0.3, 0.3), not the default 0.05
     again = aux_classifier((4, 4, 3), classes=5, init=0.3, max_norm=1.5, rng=np.random.default_rng(0))
     assert np.array_equal(head.y.W.data, again.y.W.data)      # drawn from the generator given
+    plain = aux_classifier((2, 2, 1), rng=np.random.default_rng(0))   # 10 classes, U(-0.05, 0.05)
+    assert plain.y.W.shape == (4, 10) and float(np.abs(plain.y.W.data).max()) <= 0.05
 
 
 @given(gh=st.integers(1, 12), gw=st.integers(1, 12), hh=st.integers(1, 12), hw=st.integers(1, 12),

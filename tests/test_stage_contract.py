@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinyfit.checkpoint import CheckpointError, load_archive
-from tinyfit.fitnets import (KDConfig, StageSpec, aux_classifier, error_rate, layer_shape, make_regressor,
+from tinyfit.fitnets import (Constant, KDConfig, StageSpec, aux_classifier, error_rate, layer_shape, make_regressor,
                              train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage)
 from tinyfit.nn import eval_outputs
 from tinyfit.training import FitConfig
@@ -55,9 +55,10 @@ def _backprop(spec, **kw):
     return train_backprop(student, DATA, spec, np.random.default_rng(4), **kw), student
 
 
-def _kd(spec, tau=3.0, **kw):
+def _kd(spec, tau=3.0, schedule=None, **kw):
     student = tiny_student(np.random.default_rng(2))
-    return train_kd(student, DATA, spec, np.random.default_rng(4), LOGITS, KDConfig(tau=tau), **kw), student
+    kd = KDConfig(tau=tau) if schedule is None else KDConfig(tau=tau, schedule=schedule)
+    return train_kd(student, DATA, spec, np.random.default_rng(4), LOGITS, kd, **kw), student
 
 
 # name: (trainer, its stage, the settings its checkpoint records, changes a resume refuses and
@@ -70,7 +71,7 @@ TRAINERS = {
     "labels": (_labels, "stage1", {"loss": "ce at the guided layer", "guided": "h1"}, []),
     "backprop": (_backprop, "backprop", {"loss": "ce", "lr": 0.01, "optimizer": "rmsprop"}, []),
     "kd": (_kd, "kd", {"loss": "kd", "lr": 0.01, "optimizer": "rmsprop", "kd": KDConfig().describe()},
-           [({"tau": 2.0}, "kd.tau")]),
+           [({"tau": 2.0}, "kd.tau"), ({"schedule": Constant(4.0)}, "kd.schedule.final")]),
 }
 
 
@@ -86,7 +87,9 @@ def test_each_trainer_checkpoints_its_stage_and_settings_and_resumes_from_them(n
     again, _ = train(_spec(epochs=2), ckpt_path=path, resume=True, progress=False)
     assert len(again.history) == 2 and again.history[0] == first.history[0]
     for change, setting in refused:
-        with pytest.raises(CheckpointError, match=rf"trained with {setting}="):
+        with pytest.raises(CheckpointError, match=rf"^{path}: the checkpoint was trained with {setting}=\S+, this run "
+                                                  rf"has {setting}=\S+; resume with the same setting or start a new "
+                                                  "run directory$"):
             train(_spec(epochs=3), ckpt_path=path, resume=True, progress=False, **change)
     # without resume the checkpoint is not read: a new first epoch
     anew, _ = train(_spec(epochs=1), ckpt_path=path, progress=False)
@@ -94,10 +97,47 @@ def test_each_trainer_checkpoints_its_stage_and_settings_and_resumes_from_them(n
 
 
 @pytest.mark.parametrize("name", TRAINERS)
+def test_a_trainer_interrupted_mid_epoch_resumes_to_the_uninterrupted_result(name, tmp_path):
+    import signal
+    train = TRAINERS[name][0]
+    whole, model = train(_spec(epochs=2), progress=False)
+    path = str(tmp_path / "c.npz")
+    ctrl_c = lambda info: info.epoch == 2 and info.step == 1 and signal.raise_signal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):   # stops at the next step boundary, checkpoint written
+        train(_spec(epochs=2), ckpt_path=path, progress=False, step_hooks=[ctrl_c])
+    steps = []
+    resumed, again = train(_spec(epochs=2), ckpt_path=path, resume=True, progress=False,
+                           step_hooks=[lambda info: steps.append((info.epoch, info.step))])
+    assert steps == [(2, 2), (2, 3)]   # only what was left: epoch 2 from its third step
+    assert resumed.history == whole.history
+    first = model[0] if isinstance(model, tuple) else model
+    second = again[0] if isinstance(again, tuple) else again
+    assert all(np.array_equal(v, second.state_dict()[k]) for k, v in first.state_dict().items())
+
+
+def test_an_incomplete_checkpoint_is_refused_with_what_is_missing(tmp_path):
+    from tinyfit.checkpoint import save_archive
+    path = str(tmp_path / "c.npz")
+    _backprop(_spec(epochs=1), ckpt_path=path, progress=False)
+    arrays, meta = load_archive(path, "checkpoint")
+    del meta["optimizer"]
+    save_archive(path, arrays, meta, "checkpoint")
+    with pytest.raises(CheckpointError) as e:
+        _backprop(_spec(epochs=2), ckpt_path=path, resume=True, progress=False)
+    assert str(e.value) == f"{path}: incomplete or inconsistent checkpoint: KeyError: 'optimizer'"
+
+
+@pytest.mark.parametrize("name", TRAINERS)
 def test_each_trainer_prints_its_epochs_by_default(name, capsys):
     train, stage, _, _ = TRAINERS[name]
-    train(_spec(epochs=1))
-    assert f"{stage} epoch   1: loss " in capsys.readouterr().out
+    result, _ = train(_spec(epochs=1))
+    h = result.history[0]
+    line = (f"{stage} epoch   1: loss {h['train_loss']:.4f}"
+            + (f", train err {100 * h['train_err']:.2f}%" if name != "hints" else "")
+            + f", val {h['val']:.4f} (best {result.best_val:.4f} @ 1)")
+    assert line in capsys.readouterr().out.splitlines()
+    train(_spec(epochs=1), progress=False)
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("name", ["single-stage", "labels", "backprop", "kd"])
@@ -155,3 +195,17 @@ def test_stage1_on_hints_validates_with_its_own_reduction_or_not_at_all():
     on_train = F.hint_loss(reg(student(Tensor(DATA.x_train), until="h1")), Tensor(HINTS["h0"]))
     assert result.best_val == pytest.approx(float(on_train.data), rel=1e-5)
     assert result.best_val == min(r["val"] for r in result.history) and result.best_val > 0
+
+
+def test_validation_in_chunks_counts_every_validation_digit_once():
+    # more validation digits than one chunk of 500, and a last chunk of another size
+    import dataclasses
+    reps = 1100 // len(DATA.y_val) + 1
+    data = dataclasses.replace(DATA, x_val=np.tile(DATA.x_val, (reps, 1, 1, 1))[:1100],
+                               y_val=(np.tile(DATA.y_val, reps)[:1100] + np.arange(1100)) % 3)
+    student = tiny_student(np.random.default_rng(2))
+    head = aux_classifier(layer_shape(student, "h1", (8, 8, 1)), classes=3, rng=np.random.default_rng(3))
+    result = train_label_stage1(student, "h1", head, data, _spec(epochs=1, lr=1e-30), np.random.default_rng(4),
+                                progress=False)
+    wrong = (head(student(_tensor(data.x_val), until="h1")).data.argmax(axis=1) != data.y_val).sum()
+    assert result.best_val == wrong / 1100
