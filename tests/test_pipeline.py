@@ -93,10 +93,52 @@ def test_hints_backprop_reuses_fitnets_stage1_only_when_it_is_the_same(tmp_path)
 
 def test_settings_check_names_what_differs():
     check_settings("f", {"tau": 3.0, "seed": 0}, {"tau": 3.0, "seed": 0})
-    with pytest.raises(SettingsError, match=r"f was made with other settings: tau=3.0 \(now 5.0\)"):
+    with pytest.raises(SettingsError) as e:
         check_settings("f", {"tau": 3.0, "seed": 0}, {"tau": 5.0, "seed": 0})
-    with pytest.raises(SettingsError, match="records no settings"):
+    assert str(e.value) == ("f was made with other settings: tau=3.0 (now 5.0); use the same settings to resume, or "
+                            "another output folder (--out) for a new run")
+    # a setting on one side only differs too; the first three differences (sorted) are named
+    with pytest.raises(SettingsError, match=r"settings: a=1 \(now None\), b=None \(now 2\), c=1 \(now 3\); use"):
+        check_settings("f", {"a": 1, "c": 1, "d": 1}, {"b": 2, "c": 3, "d": 4})
+    with pytest.raises(SettingsError) as e:
         check_settings("f", None, {"tau": 3.0})
+    assert str(e.value) == ("f records no settings (written by an older tinyfit), so it cannot be reused safely; give "
+                            "another output folder (--out) or delete it to train it again")
+
+
+def test_the_untrained_teacher_is_rebuilt_from_the_seed_and_settings_recorded():
+    from tinyfit.pipeline import Teacher
+    data = digits()
+    settings = {"seed": 3, "pieces": "code", "pooling": "ceil", "init": "glorot", "epochs": 12}
+    trained = Teacher(new_teacher("code", "ceil", "glorot", np.random.default_rng(9)), data, {}, settings)
+    control = trained.untrained()
+    start = new_teacher("code", "ceil", "glorot", np.random.default_rng([3, STAGES["teacher"]]))
+    assert all(np.array_equal(control.model.state_dict()[k], v) for k, v in start.state_dict().items())
+    assert control.row == {"method": "untrained teacher"} and control.settings == dict(settings, epochs=0)
+    code = Teacher(start, data, {}, dict(settings, init="code")).untrained().model
+    assert float(np.abs(code.state_dict()["h0.conv.W"]).max()) <= 0.005   # the recorded init, U(-0.005, 0.005)
+    with pytest.raises(ValueError) as e:
+        Teacher(start, data, {}, None).untrained()
+    assert str(e.value) == ("the untrained teacher is rebuilt from the settings the teacher was trained with, and this "
+                            "teacher's file records none; train the teacher with tinyfit (no --teacher PATH)")
+
+
+def test_stage1_settings_are_the_runs_less_stage2s_with_what_stage1_fits():
+    from tinyfit.pipeline import stage1_settings
+    run = {"method": "fitnet", "tau": 3.0, "lambda_schedule": "x", "seed": 2, "init": "code"}
+    assert stage1_settings(run) == {"seed": 2, "init": "code", "stage1": "hints"}
+    # hints + backprop's stage 1 is FitNets' (the same kind); DSN's (labels) and the random
+    # teacher's are not
+    assert stage1_settings(dict(run, method="hints-backprop", tau=None)) == stage1_settings(run)
+    kinds = {stage1_settings(dict(run, method=m))["stage1"] for m in ("fitnet", "dsn-kd", "random-hints-kd")}
+    assert kinds == {"hints", "labels", "untrained-teacher hints"}
+
+
+def test_a_budget_refuses_a_missing_stage_other_than_stage2():
+    assert Budget(teacher=1, student=2, hints=1, stage2=None).stage2 is None
+    for k in ("teacher", "student", "hints", "patience"):
+        with pytest.raises(ConfigError, match=rf"^budget {k} must be a positive integer number of epochs, got None$"):
+            Budget(**dict(dict(teacher=1, student=2, hints=1), **{k: None}))
 
 
 def test_seeds_and_architectures_get_distinct_random_streams():
@@ -135,11 +177,20 @@ def test_a_teacher_file_is_checked_for_its_role_before_anything_trains(tmp_path)
     save_model(teacher, mnist_teacher())
     save_model(student, mnist_student(), {"settings": {"method": "kd"}})
     check_teacher_file(teacher)
-    for path, said in ((str(tmp_path), "is a folder"), (str(tmp_path / "none.npz"), "does not exist"),
-                       (student, r"holds a kd student's model \(36,226 weights, layers h0, h1, h2, h3, h4, h5, y\), "
-                                 r"not the MNIST teacher")):
-        with pytest.raises(ConfigError, match=said):
+    from tinyfit.checkpoint import save_archive
+    plain = str(tmp_path / "plain.model.npz")   # no extra metadata at all
+    model = mnist_student()
+    save_archive(plain, model.state_dict(), {"spec": model.spec()}, "model")
+    for path, said in ((str(tmp_path), f"{tmp_path} is a folder; give the teacher's model file (teacher.model.npz in "
+                                       "the --out folder of a run that trained one)"),
+                       (str(tmp_path / "none.npz"), f"{tmp_path}/none.npz does not exist; give the teacher's model "
+                                                    "file (teacher.model.npz)"),
+                       (student, f"{student} holds a kd student's model (36,226 weights, layers h0, h1, h2, h3, h4, "
+                                 "h5, y), not the MNIST teacher"),
+                       (plain, f"{plain} holds another model (36,226 weights")):
+        with pytest.raises(ConfigError) as e:
             check_teacher_file(path)
+        assert e.value.field == "teacher" and e.value.reason.startswith(said)
     with pytest.raises(ConfigError, match="pooling 'floor'"):   # the teacher of another pooling mode
         check_teacher_file(teacher, pooling="floor")
 
