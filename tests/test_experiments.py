@@ -54,6 +54,21 @@ def test_the_plan_gives_exactly_the_runs_of_the_published_results(name):
     methods = tuple(info.get("methods", METHODS))   # a part of an experiment says which methods it holds
     assert [(r.name, *place(r)) for r in plan(name, info["seeds"], info["init"], depths, methods)] == \
         [(r["run"], r["cell"], r["column"]) for r in rows]
+    # and each run trains what the published one trained
+    fields = ("seed", "init", "depth", "width", "guided", "beta")
+    assert [tuple(getattr(r, k) for k in fields) for r in plan(name, info["seeds"], info["init"], depths, methods)] \
+        == [tuple(r[k] for k in fields) for r in rows]
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if os.path.exists(os.path.join(RESULTS, n, "results.json"))])
+def test_the_pairs_compared_are_the_published_ones(name):
+    from tinyfit.summary import summarize
+    with open(os.path.join(RESULTS, name, "results.json")) as f:
+        info = json.load(f)
+    now = summarize(info["results"], name)
+    # every published cell, compared by the same pairs (a results file may predate a pooled cell)
+    assert {c: [(p["a"], p["b"]) for p in now[c]["pairs"]] for c in info["summary"]} == \
+        {c: [(p["a"], p["b"]) for p in s["pairs"]] for c, s in info["summary"].items()}
 
 
 def test_every_experiment_is_a_complete_declaration():
