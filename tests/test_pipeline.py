@@ -72,7 +72,11 @@ def test_hints_backprop_reuses_fitnets_stage1_only_when_it_is_the_same(tmp_path)
     said = []
     reused, row = train_student("hints-backprop", data, teacher, str(tmp_path / "reused"), CFG, log=said.append,
                                 stage1_from=str(tmp_path / "fitnet"))
-    assert any("reused" in m for m in said)
+    src = str(tmp_path / "fitnet" / "stage1.model.npz")
+    assert f"stage1: the same as {src} (same stage-1 settings), reused" in said
+    from tinyfit.checkpoint import load_archive
+    extra = load_archive(str(tmp_path / "reused" / "stage1.model.npz"), "model")[1]["extra"]
+    assert extra["stage1_from"] == src and extra["settings"]["method"] == "hints-backprop"
     stage1 = lambda d: load_model(str(tmp_path / d / "stage1.model.npz")).state_dict()
     for a, b in ((stage1("fitnet"), stage1("reused")), (fresh.state_dict(), reused.state_dict())):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
