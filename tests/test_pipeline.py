@@ -306,3 +306,27 @@ def test_the_exported_fitnets_student_holds_no_regressor(tmp_path):
     # the student's weights and a few shape constants; the regressor alone would add 1,632
     assert n_weights <= sum(int(np.prod(i.dims)) for i in inits) <= n_weights + 100
     assert not any("regressor" in i.name for i in inits)
+
+
+def test_the_kd_settings_follow_the_config_and_the_stage_length():
+    from tinyfit.fitnets import LinearDecay
+    cfg = PipelineConfig(tau=2.0, budget=Budget(teacher=1, student=40, hints=1))
+    kd = cfg.kd()
+    assert kd.tau == 2.0 and vars(kd.schedule) == vars(LinearDecay(4.0, 0.0, 5, 12))   # 0.3 x 40 epochs
+    assert vars(cfg.kd(6).schedule) == vars(LinearDecay(4.0, 0.0, 5, 5))    # never saturating before it starts
+    assert vars(cfg.kd(3).schedule) == vars(LinearDecay(4.0, 0.0, 3, 3))    # shorter than the official start
+
+
+def test_the_regressor_has_the_hint_layers_pieces_and_the_official_max_norm():
+    from tinyfit.models import mnist_teacher
+    from tinyfit.pipeline import Teacher, _regressor, mnist_student_spec
+    data = digits()
+    for pieces in ("code", "paper"):
+        teacher = Teacher(mnist_teacher(pieces), data, {}, None)
+        student = mnist_student_spec(pieces)
+        s1 = student.build(0.005, np.random.default_rng(0))
+        said = []
+        reg = _regressor(s1, student, teacher, data, np.random.default_rng(1), "cpu", said.append)
+        assert reg.pieces == teacher.model["h1"].pieces and reg.conv.W.max_norm == 0.9
+        assert said == [f"regressor: guided {student.guided} {reg.guided_shape} -> hint h1 {reg.hint_shape}, "
+                        f"kernel {reg.kernel}x{reg.kernel}, maxout pieces {reg.pieces}"]

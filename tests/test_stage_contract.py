@@ -10,7 +10,7 @@ from tinyfit.checkpoint import CheckpointError, load_archive
 from tinyfit.fitnets import (Constant, KDConfig, StageSpec, aux_classifier, error_rate, layer_shape, make_regressor,
                              train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage)
 from tinyfit.nn import eval_outputs
-from tinyfit.training import FitConfig
+from tinyfit.training import FitConfig, Interrupted
 from tiny import tiny_data, tiny_student, tiny_teacher
 
 DATA = tiny_data()
@@ -103,8 +103,9 @@ def test_a_trainer_interrupted_mid_epoch_resumes_to_the_uninterrupted_result(nam
     whole, model = train(_spec(epochs=2), progress=False)
     path = str(tmp_path / "c.npz")
     ctrl_c = lambda info: info.epoch == 2 and info.step == 1 and signal.raise_signal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):   # stops at the next step boundary, checkpoint written
+    with pytest.raises(Interrupted) as e:   # stops at the next step boundary, checkpoint written
         train(_spec(epochs=2), ckpt_path=path, progress=False, step_hooks=[ctrl_c])
+    assert e.value.path == path and e.value.args == (path,)
     steps = []
     resumed, again = train(_spec(epochs=2), ckpt_path=path, resume=True, progress=False,
                            step_hooks=[lambda info: steps.append((info.epoch, info.step))])
@@ -125,6 +126,35 @@ def test_an_incomplete_checkpoint_is_refused_with_what_is_missing(tmp_path):
     with pytest.raises(CheckpointError) as e:
         _backprop(_spec(epochs=2), ckpt_path=path, resume=True, progress=False)
     assert str(e.value) == f"{path}: incomplete or inconsistent checkpoint: KeyError: 'optimizer'"
+    # a checkpoint of another architecture
+    train_backprop(tiny_student(np.random.default_rng(2)), DATA, _spec(epochs=1), np.random.default_rng(4),
+                   ckpt_path=path, progress=False)
+    with pytest.raises(CheckpointError, match=rf"^{path}: checkpoint does not match module 'model': "):
+        train_backprop(tiny_teacher(np.random.default_rng(2)), DATA, _spec(epochs=2), np.random.default_rng(4),
+                       ckpt_path=path, resume=True, progress=False)
+
+
+def test_a_kd_checkpoint_recording_no_kd_settings_names_the_difference(tmp_path):
+    from tinyfit.checkpoint import save_archive
+    path = str(tmp_path / "c.npz")
+    _kd(_spec(epochs=1), ckpt_path=path, progress=False)
+    arrays, meta = load_archive(path, "checkpoint")
+    del meta["config"]["kd"]   # as an older checkpoint would be
+    save_archive(path, arrays, meta, "checkpoint")
+    with pytest.raises(CheckpointError, match=r"the checkpoint was trained with kd=None, this run has kd=\{'tau': 3.0"):
+        _kd(_spec(epochs=2), ckpt_path=path, resume=True, progress=False)
+
+
+MODULES = {"single-stage": {"model", "regressor"}, "hints": {"student", "regressor"},
+           "labels": {"student", "classifier"}, "backprop": {"model"}, "kd": {"model"}}
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_each_trainer_checkpoints_the_modules_it_trains_by_name(name, tmp_path):
+    path = str(tmp_path / "c.npz")
+    TRAINERS[name][0](_spec(epochs=1), ckpt_path=path, progress=False)
+    arrays, _ = load_archive(path, "checkpoint")
+    assert {k.split("/")[1] for k in arrays if k.startswith("model/")} == MODULES[name]
 
 
 @pytest.mark.parametrize("name", TRAINERS)
@@ -187,6 +217,8 @@ def test_stage1_on_hints_validates_with_its_own_reduction_or_not_at_all():
         result, (student, reg) = _hints(_spec(epochs=1, lr=1e-30), reduction=reduction, progress=False)
         by_hand = F.hint_loss(reg(student(Tensor(DATA.x_val), until="h1")), Tensor(VAL_HINTS), reduction)
         assert result.best_val == pytest.approx(float(by_hand.data), rel=1e-5)
+        on_train = F.hint_loss(reg(student(Tensor(DATA.x_train), until="h1")), Tensor(HINTS["h0"]), reduction)
+        assert result.history[0]["train_loss"] == pytest.approx(float(on_train.data), rel=1e-5)   # equal batches
     # without validation hints, the training digits' hint loss chooses the epoch
     student = tiny_student(np.random.default_rng(2))
     reg = _regressor(student)
