@@ -330,3 +330,20 @@ def test_the_regressor_has_the_hint_layers_pieces_and_the_official_max_norm():
         assert reg.pieces == teacher.model["h1"].pieces and reg.conv.W.max_norm == 0.9
         assert said == [f"regressor: guided {student.guided} {reg.guided_shape} -> hint h1 {reg.hint_shape}, "
                         f"kernel {reg.kernel}x{reg.kernel}, maxout pieces {reg.pieces}"]
+
+
+@pytest.mark.parametrize("method,source", [("fitnet", "teacher"), ("hints-backprop", "teacher"),
+                                           ("random-hints-kd", "untrained teacher"), ("dsn-kd", None)])
+def test_stage1_takes_its_hints_from_the_teacher_its_method_names_and_is_never_capped(method, source, tmp_path,
+                                                                                     monkeypatch):
+    import dataclasses
+    from tinyfit.pipeline import Teacher
+    data = digits()
+    cfg = dataclasses.replace(CFG, budget=Budget(teacher=1, student=1, hints=2), max_epochs=1)
+    teacher = get_teacher(data, str(tmp_path / "t"), cfg, log=lambda *a: None, accept_weak=True)
+    asked, hints = [], Teacher.hints
+    monkeypatch.setattr(Teacher, "hints", lambda self, layer="h1": asked.append(self.row.get("method"))
+                        or hints(self, layer))
+    _, row = train_student(method, data, teacher, str(tmp_path / method), cfg, log=lambda *a: None)
+    assert asked == ([source] if source else [])
+    assert row["compute"]["epochs"] == 2 + 1   # stage 1's 2 epochs (max_epochs caps the last stage only)
