@@ -55,7 +55,7 @@ def test_the_plan_gives_exactly_the_runs_of_the_published_results(name):
     assert [(r.name, *place(r)) for r in plan(name, info["seeds"], info["init"], depths, methods)] == \
         [(r["run"], r["cell"], r["column"]) for r in rows]
     # and each run trains what the published one trained
-    fields = ("seed", "init", "depth", "width", "guided", "beta")
+    fields = ("experiment", "seed", "init", "depth", "width", "guided", "beta")
     assert [tuple(getattr(r, k) for k in fields) for r in plan(name, info["seeds"], info["init"], depths, methods)] \
         == [tuple(r[k] for k in fields) for r in rows]
 
@@ -86,3 +86,29 @@ def test_an_unknown_experiment_is_refused_not_run_as_another():
     from tinyfit.report import figure_of
     with pytest.raises(KeyError):
         figure_of("width", [], {}, "x.png", "split", 1)
+
+
+def test_plan_arguments_are_checked_by_name():
+    from tinyfit.pipeline import ConfigError
+    for seeds in ([-1], [0, 0], [], [1.5]):
+        with pytest.raises(ConfigError) as e:
+            plan("init", seeds)
+        assert e.value.field == "seeds" and e.value.reason == f"must be distinct non-negative integers, got {seeds}"
+    for depths in ([2], [], [3.5]):
+        with pytest.raises(ConfigError) as e:
+            plan("depth", [0], depths=depths)
+        assert e.value.field == "depths"
+        assert e.value.reason == f"must be integers >= 3 (two poolings and a last layer), got {depths}"
+
+
+def test_the_floor_depth_experiment_keeps_the_depths_asked_for_among_its_own():
+    depths = lambda ds: sorted({r.depth for r in plan("floor-depth", [0], depths=ds)})
+    assert depths([5]) == [5] and depths([3, 7, 9]) == [7] and depths([3, 9]) == [5, 7] == depths([5, 7])
+
+
+def test_guided_positions_follow_the_pooling_and_say_nothing_when_a_regressor_fits():
+    from tinyfit.experiments import guided_positions
+    ceil, floor = guided_positions("code", "ceil"), guided_positions("code", "floor")
+    assert [k for _, k, _ in ceil] != [k for _, k, _ in floor]
+    assert all(why == "" for _, k, why in ceil + floor if k is not None)
+    assert all(why.startswith("no convolutional regressor fits") for _, k, why in ceil if k is None)
