@@ -112,3 +112,10 @@ def test_guided_positions_follow_the_pooling_and_say_nothing_when_a_regressor_fi
     assert [k for _, k, _ in ceil] != [k for _, k, _ in floor]
     assert all(why == "" for _, k, why in ceil + floor if k is not None)
     assert all(why.startswith("no convolutional regressor fits") for _, k, why in ceil if k is None)
+
+
+def test_the_balance_experiment_refuses_to_place_a_run_not_its_own():
+    from tinyfit.experiments import Run
+    with pytest.raises(ValueError) as e:
+        EXPERIMENTS["balance"].place(Run("init", "kd", 0))
+    assert str(e.value) == "run init-code/seed0/kd is not one of the balance experiment's"
