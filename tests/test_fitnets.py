@@ -357,3 +357,63 @@ def test_kd_training_sees_lambda_of_the_current_epoch():
     train_kd(tiny_student(np.random.default_rng(1)), data, spec, np.random.default_rng(2), t_logits,
              KDConfig(schedule=schedule), progress=False)
     assert seen == [1, 2, 3]  # read once per epoch, before its steps, with that epoch's number
+
+
+def test_a_stage_spec_makes_the_optimiser_it_names_with_its_settings():
+    from tinyfit.optim import SGD, Adam, RMSProp
+    params = tiny_student(np.random.default_rng(0)).parameters()
+    rms = StageSpec("rmsprop", 0.01, rms_decay=0.8, rms_eps=1e-3).make_optimizer(params)
+    assert type(rms) is RMSProp and (rms.lr, rms.decay, rms.eps) == (0.01, 0.8, 1e-3)
+    sgd = StageSpec("sgd", 0.05, momentum=0.3).make_optimizer(params)
+    assert type(sgd) is SGD and (sgd.lr, sgd.momentum) == (0.05, 0.3)
+    adam = StageSpec("adam", 0.002).make_optimizer(params)
+    assert type(adam) is Adam and adam.lr == 0.002 and adam.params == list(params)
+    with pytest.raises(ValueError) as e:
+        StageSpec("lbfgs").make_optimizer(params)
+    assert str(e.value) == "optimizer must be 'rmsprop', 'sgd' or 'adam', got 'lbfgs'"
+
+
+def test_the_momentum_ramp_exists_only_for_sgd_with_two_momenta_and_ends_at_its_epoch():
+    params = tiny_student(np.random.default_rng(0)).parameters()
+    for stage_spec in (StageSpec("rmsprop", momentum=0.5, final_momentum=0.9), StageSpec("sgd", momentum=0.5,
+                                                                                   final_momentum=0.5)):
+        assert stage_spec.epoch_hooks(stage_spec.make_optimizer(params)) == []
+    stage_spec = StageSpec("sgd", 0.1, momentum=0.5, final_momentum=0.9, momentum_saturate=1)
+    opt = stage_spec.make_optimizer(params)
+    (ramp,) = stage_spec.epoch_hooks(opt)
+    assert [(ramp(e), opt.momentum)[1] for e in (1, 2)] == [0.5, 0.9]   # saturating at once: the final from epoch 2
+    stage_spec = StageSpec("sgd", 0.1, momentum=0.5, final_momentum=0.9, momentum_saturate=3)
+    opt = stage_spec.make_optimizer(params)
+    (ramp,) = stage_spec.epoch_hooks(opt)
+    assert [(ramp(e), opt.momentum)[1] for e in (1, 2, 3, 4)] == pytest.approx([0.5, 0.7, 0.9, 0.9])
+
+
+def test_the_regressor_keeps_its_max_norm_and_says_no_pieces_when_linear():
+    reg = conv_regressor((6, 6, 3), (4, 4, 5), pieces=None, max_norm=0.9, rng=np.random.default_rng(0))
+    assert reg.pieces is None and reg.W.max_norm == 0.9 and reg.W.shape == (3, 3, 3, 5)
+    with pytest.raises(ValueError) as e:
+        conv_regressor((6, 5, 3), (4, 4, 5))
+    assert str(e.value) == ("regressor kernel would be 3x2; only square kernels are supported (guided (6, 5, 3), "
+                            "hint (4, 4, 5))")
+
+
+def test_stage2_gets_copies_of_the_stage1_weights_not_the_same_arrays():
+    s1, fresh = tiny_student(np.random.default_rng(1)), tiny_student(np.random.default_rng(2))
+    s2 = init_from_stage1(fresh, s1, "h1")
+    before = s1.h0.conv.W.data.copy()
+    s2.h0.conv.W.data += 1.0   # stage 2 trains its own weights
+    assert np.array_equal(s1.h0.conv.W.data, before)
+    narrow = tf.nn.Sequential([("h0", tf.nn.MaxoutConv2d(in_channels=1, channels=2, pieces=2, kernel=3,
+                                                         rng=np.random.default_rng(0)))], input_shape=(8, 8, 1))
+    with pytest.raises(ValueError) as e:
+        init_from_stage1(narrow, s1, "h0")
+    assert str(e.value) == "layer h0.conv.W: stage-1 shape (3, 3, 1, 6) != student shape (3, 3, 1, 4)"
+
+
+def test_the_kd_trainer_needs_both_teacher_outputs_and_settings():
+    for kw in (dict(teacher_logits=np.zeros((64, 3))), dict(kd=KDConfig())):
+        with pytest.raises(ValueError) as e:
+            from tinyfit.fitnets import train_classifier
+            train_classifier("kd", tiny_student(np.random.default_rng(0)), tiny_data(), spec(1),
+                             np.random.default_rng(0), **kw)
+        assert str(e.value) == "KD training needs both teacher_logits and a KDConfig (kd=); plain training neither"
