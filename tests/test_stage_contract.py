@@ -8,7 +8,8 @@ import pytest
 
 from tinyfit.checkpoint import CheckpointError, load_archive
 from tinyfit.fitnets import (Constant, KDConfig, StageSpec, aux_classifier, error_rate, layer_shape, make_regressor,
-                             train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage)
+                             train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage,
+                             train_teacher)
 from tinyfit.nn import eval_outputs
 from tinyfit.training import FitConfig, Interrupted
 from tiny import tiny_data, tiny_student, tiny_teacher
@@ -50,6 +51,11 @@ def _labels(spec, **kw):
     return train_label_stage1(student, "h1", head, DATA, spec, np.random.default_rng(4), **kw), (student, head)
 
 
+def _teacher(spec, **kw):
+    teacher = tiny_teacher(np.random.default_rng(5))
+    return train_teacher(teacher, DATA, spec, np.random.default_rng(4), **kw), teacher
+
+
 def _backprop(spec, **kw):
     student = tiny_student(np.random.default_rng(2))
     return train_backprop(student, DATA, spec, np.random.default_rng(4), **kw), student
@@ -69,6 +75,7 @@ TRAINERS = {
                      [({"beta": 0.25}, "beta"), ({"guided": "h0"}, "guided")]),
     "hints": (_hints, "stage1", {"loss": "hint", "reduction": "paper", "guided": "h1"}, []),
     "labels": (_labels, "stage1", {"loss": "ce at the guided layer", "guided": "h1"}, []),
+    "teacher": (_teacher, "teacher", {"loss": "ce", "lr": 0.01, "optimizer": "rmsprop"}, []),
     "backprop": (_backprop, "backprop", {"loss": "ce", "lr": 0.01, "optimizer": "rmsprop"}, []),
     "kd": (_kd, "kd", {"loss": "kd", "lr": 0.01, "optimizer": "rmsprop", "kd": KDConfig().describe()},
            [({"tau": 2.0}, "kd.tau"), ({"schedule": Constant(4.0)}, "kd.schedule.final")]),
@@ -146,7 +153,7 @@ def test_a_kd_checkpoint_recording_no_kd_settings_names_the_difference(tmp_path)
 
 
 MODULES = {"single-stage": {"model", "regressor"}, "hints": {"student", "regressor"},
-           "labels": {"student", "classifier"}, "backprop": {"model"}, "kd": {"model"}}
+           "labels": {"student", "classifier"}, "teacher": {"model"}, "backprop": {"model"}, "kd": {"model"}}
 
 
 @pytest.mark.parametrize("name", TRAINERS)
