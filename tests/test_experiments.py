@@ -3,6 +3,7 @@ that it gives exactly the runs of every published results file."""
 import json
 import os
 
+import numpy as np
 import pytest
 
 from tinyfit.experiments import EXPERIMENTS, plan
@@ -119,3 +120,21 @@ def test_the_balance_experiment_refuses_to_place_a_run_not_its_own():
     with pytest.raises(ValueError) as e:
         EXPERIMENTS["balance"].place(Run("init", "kd", 0))
     assert str(e.value) == "run init-code/seed0/kd is not one of the balance experiment's"
+
+
+def test_the_full_file_experiments_spend_the_studys_810_steps_as_whole_epochs_of_each_set():
+    # docs/study.md section 13: 3,500 digits 30 epochs, 10,000: 10, 25,000: 4, 50,000: 2; stage 1 a third
+    budget = EXPERIMENTS["data"].budget
+    for digits, epochs, hints in ((3500, 30, 10), (10000, 10, 3), (25000, 4, 1), (50000, 2, 1)):
+        b = EXPERIMENTS["data"].budget_of(budget, digits // 128)
+        assert (b.student, b.hints, b.stage2, b.teacher) == (epochs, hints, epochs - hints, budget.teacher), digits
+
+
+def test_a_run_builds_the_student_it_names():
+    from tinyfit.experiments import Run
+    assert Run("init", "kd", 0).student().guided == "h3"
+    assert Run("position", "fitnet", 0, guided="h1").student().guided == "h1"
+    thin = Run("depth", "fitnet", 0, depth=5, width=12).student()
+    model = thin.build(0.005, np.random.default_rng(0))
+    assert thin.key == (5,) and thin.name == "thin student, 5 conv layers of 12 channels"
+    assert sum(n.startswith("h") for n in model.layer_names) == 5 and thin.guided in model.layer_names
