@@ -6,6 +6,7 @@ and the SGD momentum ramp reaching its optimiser."""
 import numpy as np
 import pytest
 
+from tinyfit.autograd import Tensor
 from tinyfit.checkpoint import CheckpointError, load_archive
 from tinyfit.fitnets import (Constant, KDConfig, StageSpec, aux_classifier, error_rate, layer_shape, make_regressor,
                              train_backprop, train_hints, train_kd, train_label_stage1, train_single_stage,
@@ -185,17 +186,12 @@ def test_the_training_error_reported_is_the_batches_error(name):
     result, model = train(_spec(epochs=1, lr=1e-30), progress=False)
     if name == "labels":
         student, head = model
-        err = lambda x, y: float((head(student(_tensor(x), until="h1")).data.argmax(axis=1) != y).mean())
+        err = lambda x, y: float((head(student(Tensor(x), until="h1")).data.argmax(axis=1) != y).mean())
     else:
         student = model
         err = lambda x, y: error_rate(student, x, y)
     assert result.history[0]["train_err"] == pytest.approx(err(DATA.x_train, DATA.y_train))
     assert result.best_val == pytest.approx(err(DATA.x_val, DATA.y_val))
-
-
-def _tensor(x):
-    from tinyfit.autograd import Tensor
-    return Tensor(x)
 
 
 def test_the_single_stage_hint_term_follows_its_reduction_and_beta_may_be_zero():
@@ -219,7 +215,6 @@ def test_the_sgd_momentum_ramp_reaches_each_trainer(name):
 
 def test_stage1_on_hints_validates_with_its_own_reduction_or_not_at_all():
     import tinyfit.functional as F
-    from tinyfit.autograd import Tensor
     for reduction in ("paper", "code"):
         result, (student, reg) = _hints(_spec(epochs=1, lr=1e-30), reduction=reduction, progress=False)
         by_hand = F.hint_loss(reg(student(Tensor(DATA.x_val), until="h1")), Tensor(VAL_HINTS), reduction)
@@ -246,5 +241,5 @@ def test_validation_in_chunks_counts_every_validation_digit_once():
     head = aux_classifier(layer_shape(student, "h1", (8, 8, 1)), classes=3, rng=np.random.default_rng(3))
     result = train_label_stage1(student, "h1", head, data, _spec(epochs=1, lr=1e-30), np.random.default_rng(4),
                                 progress=False)
-    wrong = (head(student(_tensor(data.x_val), until="h1")).data.argmax(axis=1) != data.y_val).sum()
+    wrong = (head(student(Tensor(data.x_val), until="h1")).data.argmax(axis=1) != data.y_val).sum()
     assert result.best_val == wrong / 1100
